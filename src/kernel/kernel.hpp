@@ -1,0 +1,56 @@
+// The kernel: wires the reactor, the socket server and the subsystems, and
+// owns the syscall table.
+#pragma once
+
+#include <array>
+#include <memory>
+#include <optional>
+#include <string_view>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "ipc/socket_server.hpp"
+#include "ipc/unix_socket.hpp"
+#include "kernel/config.hpp"
+#include "kernel/reactor.hpp"
+
+namespace agentos {
+
+class Kernel {
+ public:
+  /// Takes the socket lock, binds the operator socket and prepares
+  /// directories. Fails with a message for the operator.
+  static Result<std::unique_ptr<Kernel>> create(KernelConfig cfg);
+  ~Kernel();
+
+  /// Serves until SIGINT/SIGTERM, then shuts down gracefully.
+  Result<void> run();
+
+ private:
+  using Handler = void (Kernel::*)(const ipc::Caller&, std::string_view, ipc::Responder);
+
+  explicit Kernel(KernelConfig cfg);
+  Result<void> init();
+  void register_syscalls();
+  void dispatch(const ipc::Caller& caller, uint8_t opcode, std::string_view payload, ipc::Responder r);
+  void begin_shutdown(int signo);
+
+  void sys_noop(const ipc::Caller&, std::string_view payload, ipc::Responder r);
+  void sys_think(const ipc::Caller&, std::string_view payload, ipc::Responder r);
+  void sys_list(const ipc::Caller&, std::string_view payload, ipc::Responder r);
+  void sys_hello(const ipc::Caller&, std::string_view payload, ipc::Responder r);
+  void sys_exit(const ipc::Caller&, std::string_view payload, ipc::Responder r);
+
+  KernelConfig cfg_;
+  std::unique_ptr<Reactor> reactor_;
+  std::optional<ipc::PathLock> lock_;
+  std::unique_ptr<ipc::SocketServer> server_;
+  std::array<Handler, 256> table_{};
+  Timer shutdown_deadline_;
+  bool shutting_down_ = false;
+};
+
+/// Features this build offers, for HELLO and --check.
+nlohmann::json kernel_features();
+
+}  // namespace agentos
