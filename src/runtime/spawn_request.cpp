@@ -10,7 +10,7 @@ namespace {
 using nlohmann::json;
 
 std::unexpected<Error> field_error(std::string_view field, std::string_view what) {
-  return make_error(fmt::format("invalid field '{}': {}", field, what), EINVAL);
+  return make_error(fmt::format("invalid field '{}': {}", field, what));
 }
 
 Result<std::string> get_string(const json& v, std::string_view field, bool allow_empty = false) {
@@ -33,7 +33,11 @@ Result<uint64_t> get_positive(const json& v, std::string_view field) {
     if (n == 0) return field_error(field, "must be greater than zero");
     return n;
   }
-  if (v.is_number_integer()) return field_error(field, "must be greater than zero");
+  if (v.is_number_integer()) {
+    const auto n = v.get<int64_t>();
+    if (n <= 0) return field_error(field, "must be greater than zero");
+    return static_cast<uint64_t>(n);
+  }
   if (v.is_number_float()) {
     const double d = v.get<double>();
     if (d >= 1 && d <= 9.0e18 && d == static_cast<double>(static_cast<uint64_t>(d))) {
@@ -155,7 +159,7 @@ bool valid_agent_name(const std::string& name) {
 }
 
 Result<SpawnRequest> parse_spawn_request(const json& payload) {
-  if (!payload.is_object()) return make_error("SPAWN expects a JSON object", EINVAL);
+  if (!payload.is_object()) return make_error("SPAWN expects a JSON object");
   SpawnRequest r;
   for (const auto& [k, v] : payload.items()) AOS_TRY_VOID(apply_field(r, k, v));
   if (r.name.empty()) return field_error("name", "required");

@@ -43,7 +43,7 @@ TEST(SpawnRequest, NullLimitsMeansDefaults) {
 }
 
 TEST(SpawnRequest, RejectsBadNames) {
-  for (std::string bad : {"", "-x", ".x", "a b", "a/b", std::string(64, 'a'), "ü"}) {
+  for (const std::string& bad : std::vector<std::string>{"", "-x", ".x", "a b", "a/b", std::string(64, 'a'), "ü"}) {
     EXPECT_NE(error_of(json{{"name", bad}, {"script", "s"}}).find("'name'"), std::string::npos) << bad;
   }
   EXPECT_TRUE(valid_agent_name(std::string(63, 'a')));
