@@ -32,6 +32,13 @@ void setup_logging(const std::string& level) {
 int main(int argc, char** argv) {
   agentos::KernelConfig cfg;
   cfg.socket_path = env_or("AGENTOS_SOCKET", cfg.socket_path.c_str());
+  auto llm_env = agentos::llm::LlmConfig::from_env([](const char* n) { return std::getenv(n); });
+  if (!llm_env) {
+    std::cerr << "agentos_kernel: " << llm_env.error().message() << "\n";
+    return 2;
+  }
+  cfg.llm = std::move(*llm_env);
+  std::string llm_provider, llm_model, llm_base_url;
   bool check = false;
   bool no_sandbox = false;
 
@@ -49,9 +56,26 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(size_t{64 * 1024}, size_t{1} << 32))->capture_default_str();
   app.add_flag("--no-sandbox", no_sandbox, "run every agent without the sandbox");
   app.add_option("--cgroup-parent", cfg.cgroup_parent, "cgroup under which agent cgroups are made (default: the kernel's own)");
+  app.add_option("--sdk-dir", cfg.sdk_dir, "Python SDK directory exposed read-only to agents (PYTHONPATH)");
+  app.add_option("--kill-grace-ms", cfg.kill_grace_ms, "SIGTERM→SIGKILL grace period for KILL and shutdown")
+      ->check(CLI::Range(0, 3600000))->capture_default_str();
+  app.add_option("--llm-provider", llm_provider, "gemini or openai (env AGENTOS_LLM_PROVIDER; default: from the API key present)")
+      ->check(CLI::IsMember({"gemini", "openai"}));
+  app.add_option("--llm-model", llm_model, "default model (env AGENTOS_LLM_MODEL)");
+  app.add_option("--llm-base-url", llm_base_url, "provider base URL (env GEMINI_BASE_URL / OPENAI_BASE_URL)");
+  app.add_option("--llm-max-inflight", cfg.llm.max_inflight, "requests in flight to the provider")
+      ->check(CLI::Range(1u, 4096u))->capture_default_str();
+  app.add_option("--llm-rpm", cfg.llm.rpm, "global requests per minute (0: unlimited)")->check(CLI::NonNegativeNumber);
+  app.add_option("--llm-tpm", cfg.llm.tpm, "global tokens per minute (0: unlimited)")->check(CLI::NonNegativeNumber);
+  app.add_option("--llm-timeout", cfg.llm.timeout_s, "seconds per provider request")->check(CLI::PositiveNumber);
   app.add_flag("--check", check, "print what this machine supports and exit");
   CLI11_PARSE(app, argc, argv);
   cfg.enable_sandboxing = !no_sandbox;
+  if (auto r = agentos::apply_llm_flags(cfg.llm, llm_provider, llm_model, llm_base_url); !r) {
+    std::cerr << "agentos_kernel: " << r.error().message() << "\n";
+    return 2;
+  }
+  if (cfg.sdk_dir.empty()) cfg.sdk_dir = agentos::default_sdk_dir();
   agentos::resolve_paths(cfg);
 
   if (check) {

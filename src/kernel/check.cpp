@@ -1,11 +1,6 @@
 #include "kernel/check.hpp"
 
 #include <fcntl.h>
-#include <linux/sched.h>
-#include <sched.h>
-#include <signal.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -14,26 +9,13 @@
 #include <fmt/format.h>
 
 #include "kernel/kernel.hpp"
+#include "runtime/capability_probe.hpp"
+#include "runtime/cgroup.hpp"
 
 namespace agentos {
 namespace {
 
 using nlohmann::json;
-
-// Tries clone3 with CLONE_PIDFD; the child exits at once.
-json probe_clone3() {
-  clone_args args{};
-  int pidfd = -1;
-  args.flags = CLONE_PIDFD;
-  args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
-  args.exit_signal = SIGCHLD;
-  const long pid = ::syscall(SYS_clone3, &args, sizeof args);
-  if (pid == 0) ::_exit(0);
-  if (pid < 0) return {{"clone3", false}, {"pidfd", false}, {"error", std::strerror(errno)}};
-  ::waitpid(static_cast<pid_t>(pid), nullptr, 0);
-  if (pidfd >= 0) ::close(pidfd);
-  return {{"clone3", true}, {"pidfd", pidfd >= 0}};
-}
 
 std::string read_first_line(const char* path) {
   std::ifstream f(path);
@@ -53,8 +35,19 @@ json check_machine(const KernelConfig& cfg) {
   r["state_dir"] = cfg.state_dir;
   r["runtime_dir"] = cfg.runtime_dir;
   r["sandboxing"] = cfg.enable_sandboxing ? "enabled" : "disabled (--no-sandbox)";
-  r["process"] = probe_clone3();
   r["user_namespaces_max"] = read_first_line("/proc/sys/user/max_user_namespaces");
+  r["sandbox"] = runtime::probe_capabilities();
+  runtime::CgroupOptions opts;
+  opts.instance = cfg.instance + "-check";
+  if (!cfg.cgroup_parent.empty()) opts.parent = cfg.cgroup_parent;
+  // Opening the backend creates (and on destruction removes) a scratch
+  // instance directory: the check proves the kernel can really write there.
+  if (auto cg = runtime::open_cgroups(opts)) {
+    r["cgroups"] = (*cg)->describe();
+  } else {
+    r["cgroups"] = {{"available", false}, {"error", cg.error().message()}};
+  }
+  r["llm"] = cfg.llm.describe();
   r["features"] = kernel_features();
   return r;
 }

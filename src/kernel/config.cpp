@@ -43,3 +43,38 @@ void resolve_paths(KernelConfig& cfg) {
 }
 
 }  // namespace agentos
+
+namespace agentos {
+
+Result<void> apply_llm_flags(llm::LlmConfig& cfg, const std::string& provider, const std::string& model,
+                             const std::string& base_url) {
+  if (!provider.empty() && provider != cfg.provider) {
+    cfg.provider = provider;
+    const bool gemini = provider == "gemini";
+    cfg.model = gemini ? llm::LlmConfig::kGeminiDefaultModel : llm::LlmConfig::kOpenAiDefaultModel;
+    const char* url = std::getenv(gemini ? "GEMINI_BASE_URL" : "OPENAI_BASE_URL");
+    cfg.base_url = (url && *url) ? url : gemini ? llm::LlmConfig::kGeminiDefaultUrl : llm::LlmConfig::kOpenAiDefaultUrl;
+    const char* key = gemini ? std::getenv("GEMINI_API_KEY") : std::getenv("OPENAI_API_KEY");
+    if (gemini && !(key && *key)) key = std::getenv("GOOGLE_API_KEY");
+    cfg.api_key = key ? key : "";
+  }
+  if (!model.empty()) cfg.model = model;
+  if (!base_url.empty()) cfg.base_url = base_url;
+  if (auto r = cfg.validate(); !r) return std::unexpected(r.error().wrap("LLM configuration"));
+  return {};
+}
+
+std::string default_sdk_dir() {
+  std::error_code ec;
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return "";
+  for (const auto& candidate : {exe.parent_path() / ".." / "agents" / "python_sdk",
+                                exe.parent_path() / ".." / "share" / "agentos" / "python_sdk"}) {
+    if (std::filesystem::exists(candidate / "agentos.py", ec)) {
+      return std::filesystem::canonical(candidate, ec).string();
+    }
+  }
+  return "";
+}
+
+}  // namespace agentos

@@ -5,6 +5,9 @@
 #include <cstdint>
 #include <string>
 
+#include "llm/llm_config.hpp"
+#include "util/result.hpp"
+
 namespace agentos {
 
 struct KernelConfig {
@@ -31,19 +34,23 @@ struct KernelConfig {
   uint32_t uid_count = 65536;
   int kill_grace_ms = 5000;
 
-  // LLM (see llm/llm_config.hpp for the provider settings read from env).
-  std::string llm_provider;
-  std::string llm_model;
-  std::string llm_base_url;
-  unsigned llm_max_inflight = 8;
-  double llm_rpm = 0;
-  double llm_tpm = 0;
-  double llm_timeout_s = 60;
+  // LLM provider and scheduler settings (environment, then flags).
+  llm::LlmConfig llm;
 };
 
 /// Fills instance, state_dir and runtime_dir when not set: the instance name
 /// is derived from the socket path so several kernels can run side by side.
 void resolve_paths(KernelConfig& cfg);
+
+/// Applies --llm-provider/--llm-model/--llm-base-url over the environment's
+/// choice (a provider named on the command line resets model and URL to its
+/// defaults unless given too), then validates.
+Result<void> apply_llm_flags(llm::LlmConfig& llm, const std::string& provider, const std::string& model,
+                             const std::string& base_url);
+
+/// The SDK shipped with this binary: <exe>/../agents/python_sdk (build
+/// tree) or <prefix>/share/agentos/python_sdk (installed); "" if neither.
+std::string default_sdk_dir();
 
 /// "agentos-<8 hex digits>" from the absolute socket path.
 std::string instance_name(const std::string& socket_path);

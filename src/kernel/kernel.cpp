@@ -30,12 +30,22 @@ Result<void> make_dir(const std::string& path, mode_t mode) {
 }  // namespace
 
 json kernel_features() {
-  return json::array({"noop", "think", "list", "hello", "exit"});
+  return json::array({"noop", "think", "spawn", "kill", "list", "hello", "exit", "sandbox", "cgroups",
+                      "llm-scheduler"});
+}
+
+Result<json> parse_json_payload(std::string_view payload, const json& empty_value) {
+  if (payload.find_first_not_of(" \t\r\n") == std::string_view::npos) return empty_value;
+  json j = json::parse(payload, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return make_error("payload is not valid JSON", EINVAL);
+  return j;
 }
 
 Kernel::Kernel(KernelConfig cfg) : cfg_(std::move(cfg)) {}
 
 Kernel::~Kernel() {
+  agents_.reset();  // kills what is left, removes cgroups and agent sockets
+  llm_.reset();
   server_.reset();  // removes the socket files before the lock goes
   if (!cfg_.runtime_dir.empty()) ::rmdir(cfg_.runtime_dir.c_str());
 }
@@ -65,6 +75,19 @@ Result<void> Kernel::init() {
   ipc::ListenOptions opts;
   opts.mode = static_cast<mode_t>(cfg_.socket_mode);
   AOS_TRY_VOID(server_->add_listener(cfg_.socket_path, 0, opts));
+  server_->on_closed([this](const ipc::Caller& c) { connection_closed(c); });
+
+  llm_ = AOS_TRY(llm::LlmService::create(*reactor_, cfg_.llm));
+  agents_ = AOS_TRY(runtime::AgentManager::create(*reactor_, cfg_, *server_));
+  agents_->on_agent_start([this](uint32_t id, const runtime::SpawnLimits& l) {
+    llm::FlowLimits fl;
+    fl.weight = l.llm_weight.value_or(1.0);
+    fl.rpm = l.llm_rpm.value_or(0);
+    fl.tpm = l.llm_tpm.value_or(0);
+    fl.token_budget = l.llm_tokens.value_or(0);
+    llm_->set_flow_limits(id, fl);
+  });
+  agents_->on_agent_exit([this](uint32_t id) { llm_->cancel_flow(id); });
 
   register_syscalls();
   reactor_->on_signal(SIGINT, [this](int s) { begin_shutdown(s); });
@@ -78,6 +101,8 @@ void Kernel::register_syscalls() {
   auto set = [this](ipc::Op op, Handler h) { table_[static_cast<uint8_t>(op)] = h; };
   set(ipc::Op::kNoop, &Kernel::sys_noop);
   set(ipc::Op::kThink, &Kernel::sys_think);
+  set(ipc::Op::kSpawn, &Kernel::sys_spawn);
+  set(ipc::Op::kKill, &Kernel::sys_kill);
   set(ipc::Op::kList, &Kernel::sys_list);
   set(ipc::Op::kHello, &Kernel::sys_hello);
   set(ipc::Op::kExit, &Kernel::sys_exit);
@@ -86,7 +111,18 @@ void Kernel::register_syscalls() {
 Result<void> Kernel::run() {
   log::info("agentos_kernel {} listening on {} (instance {}, state {}, runtime {})", AGENTOS_VERSION,
             cfg_.socket_path, cfg_.instance, cfg_.state_dir, cfg_.runtime_dir);
+  log::info("llm: {}", cfg_.llm.describe().dump());
   return reactor_->run();
+}
+
+llm::FlowId Kernel::flow_of(const ipc::Caller& caller) {
+  return caller.agent_id != 0 ? caller.agent_id : (llm::FlowId{1} << 40) + caller.connection_id;
+}
+
+void Kernel::connection_closed(const ipc::Caller& caller) {
+  if (!llm_) return;
+  llm_->cancel_connection(caller.connection_id);
+  if (caller.agent_id == 0) llm_->cancel_flow(flow_of(caller));
 }
 
 void Kernel::begin_shutdown(int signo) {
@@ -97,9 +133,17 @@ void Kernel::begin_shutdown(int signo) {
   }
   shutting_down_ = true;
   log::info("signal {}: shutting down", signo);
-  // Replies already queued get kShutdownGrace to reach clients that read.
-  shutdown_deadline_ = reactor_->after(kShutdownGrace, [this] { reactor_->stop(); });
-  server_->shutdown([this] { reactor_->stop(); });
+  // Agents get their grace period (SIGTERM, then SIGKILL); then queued
+  // replies get kShutdownGrace to reach clients that read.
+  const auto agent_grace = std::chrono::milliseconds(cfg_.kill_grace_ms) + std::chrono::seconds(1);
+  shutdown_deadline_ = reactor_->after(agent_grace + kShutdownGrace, [this] { reactor_->stop(); });
+  // Two things must finish: agents gone, and every connection flushed.
+  auto pending = std::make_shared<int>(2);
+  auto one_done = [this, pending] {
+    if (--*pending == 0) reactor_->stop();
+  };
+  server_->shutdown(one_done);
+  agents_->stop_all(one_done);
 }
 
 void Kernel::dispatch(const ipc::Caller& caller, uint8_t opcode, std::string_view payload,
@@ -122,15 +166,33 @@ void Kernel::sys_noop(const ipc::Caller&, std::string_view payload, ipc::Respond
   r.reply(payload);
 }
 
-void Kernel::sys_think(const ipc::Caller&, std::string_view, ipc::Responder r) {
-  r.reply(json{{"content", ""},
-               {"tokens", 0},
-               {"error", "LLM not configured (set GEMINI_API_KEY, GOOGLE_API_KEY or OPENAI_API_KEY)"}}
-              .dump());
+void Kernel::sys_think(const ipc::Caller& caller, std::string_view payload, ipc::Responder r) {
+  llm_->submit(flow_of(caller), caller.connection_id, payload,
+               [r = std::move(r)](std::string reply) mutable { r.reply(reply); });
 }
 
-void Kernel::sys_list(const ipc::Caller&, std::string_view, ipc::Responder r) {
-  r.reply(json::array().dump());
+void Kernel::sys_spawn(const ipc::Caller& caller, std::string_view payload, ipc::Responder r) {
+  if (shutting_down_) return r.reply(error_json("the kernel is shutting down"));
+  auto j = parse_json_payload(payload, json::object());
+  if (!j) return r.reply(error_json("SPAWN: " + j.error().message()));
+  agents_->spawn(caller, *j, std::move(r));
+}
+
+void Kernel::sys_kill(const ipc::Caller& caller, std::string_view payload, ipc::Responder r) {
+  auto j = parse_json_payload(payload, json::object());
+  if (!j) return r.reply(json{{"killed", false}, {"error", "KILL: " + j.error().message()}}.dump());
+  agents_->kill(caller, *j, std::move(r));
+}
+
+void Kernel::sys_list(const ipc::Caller& caller, std::string_view payload, ipc::Responder r) {
+  auto j = parse_json_payload(payload, json::object());
+  if (!j || !j->is_object()) return r.reply(error_json("LIST expects nothing or a JSON object like {\"all\": true}"));
+  bool all = false;
+  if (j->contains("all")) {
+    if (!(*j)["all"].is_boolean()) return r.reply(error_json("invalid field 'all': expected true or false"));
+    all = (*j)["all"].get<bool>();
+  }
+  r.reply(agents_->list(caller, all).dump());
 }
 
 void Kernel::sys_hello(const ipc::Caller& caller, std::string_view, ipc::Responder r) {

@@ -13,6 +13,8 @@
 #include "ipc/unix_socket.hpp"
 #include "kernel/config.hpp"
 #include "kernel/reactor.hpp"
+#include "llm/llm_service.hpp"
+#include "runtime/agent_manager.hpp"
 
 namespace agentos {
 
@@ -34,9 +36,15 @@ class Kernel {
   void register_syscalls();
   void dispatch(const ipc::Caller& caller, uint8_t opcode, std::string_view payload, ipc::Responder r);
   void begin_shutdown(int signo);
+  void connection_closed(const ipc::Caller& caller);
+  /// THINK flow of a caller: each agent is one flow, each operator
+  /// connection another.
+  static llm::FlowId flow_of(const ipc::Caller& caller);
 
   void sys_noop(const ipc::Caller&, std::string_view payload, ipc::Responder r);
   void sys_think(const ipc::Caller&, std::string_view payload, ipc::Responder r);
+  void sys_spawn(const ipc::Caller&, std::string_view payload, ipc::Responder r);
+  void sys_kill(const ipc::Caller&, std::string_view payload, ipc::Responder r);
   void sys_list(const ipc::Caller&, std::string_view payload, ipc::Responder r);
   void sys_hello(const ipc::Caller&, std::string_view payload, ipc::Responder r);
   void sys_exit(const ipc::Caller&, std::string_view payload, ipc::Responder r);
@@ -45,6 +53,10 @@ class Kernel {
   std::unique_ptr<Reactor> reactor_;
   std::optional<ipc::PathLock> lock_;
   std::unique_ptr<ipc::SocketServer> server_;
+  // Declared after server_: both hold replies for its connections and the
+  // manager owns listeners on it, so they must go first.
+  std::unique_ptr<llm::LlmService> llm_;
+  std::unique_ptr<runtime::AgentManager> agents_;
   std::array<Handler, 256> table_{};
   Timer shutdown_deadline_;
   bool shutting_down_ = false;
@@ -52,5 +64,8 @@ class Kernel {
 
 /// Features this build offers, for HELLO and --check.
 nlohmann::json kernel_features();
+
+/// Parses a JSON payload; an empty payload is `empty_value`.
+Result<nlohmann::json> parse_json_payload(std::string_view payload, const nlohmann::json& empty_value);
 
 }  // namespace agentos
