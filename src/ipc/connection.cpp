@@ -22,7 +22,7 @@ std::string error_json(std::string_view message) {
 
 Responder& Responder::operator=(Responder&& o) noexcept {
   if (this != &o) {
-    if (!done_) complete(error_json("internal error: request dropped without a reply"), false);
+    drop();
     conn_ = std::move(o.conn_);
     seq_ = o.seq_;
     opcode_ = o.opcode_;
@@ -32,8 +32,12 @@ Responder& Responder::operator=(Responder&& o) noexcept {
   return *this;
 }
 
-Responder::~Responder() {
-  if (!done_) complete(error_json("internal error: request dropped without a reply"), false);
+Responder::~Responder() { drop(); }
+
+void Responder::drop() {
+  // Only build the error when someone can still read it.
+  if (!done_ && !conn_.expired()) complete(error_json("internal error: request dropped without a reply"), false);
+  done_ = true;
 }
 
 void Responder::reply(std::string_view payload) { complete(payload, false); }

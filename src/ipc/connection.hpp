@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "ipc/protocol.hpp"
 #include "kernel/reactor.hpp"
@@ -39,7 +40,9 @@ class Responder {
  public:
   Responder(std::weak_ptr<Connection> conn, uint64_t seq, uint8_t opcode)
       : conn_(std::move(conn)), seq_(seq), opcode_(opcode) {}
-  Responder(Responder&&) noexcept = default;
+  // A moved-from Responder counts as done, so its destructor stays silent.
+  Responder(Responder&& o) noexcept
+      : conn_(std::move(o.conn_)), seq_(o.seq_), opcode_(o.opcode_), done_(std::exchange(o.done_, true)) {}
   Responder& operator=(Responder&&) noexcept;
   Responder(const Responder&) = delete;
   Responder& operator=(const Responder&) = delete;
@@ -55,6 +58,7 @@ class Responder {
 
  private:
   void complete(std::string_view payload, bool close);
+  void drop();
   std::weak_ptr<Connection> conn_;
   uint64_t seq_ = 0;
   uint8_t opcode_ = 0;
