@@ -87,7 +87,13 @@ Result<void> Kernel::init() {
     fl.token_budget = l.llm_tokens.value_or(0);
     llm_->set_flow_limits(id, fl);
   });
-  agents_->on_agent_exit([this](uint32_t id) { llm_->cancel_flow(id); });
+  agents_->on_agent_exit([this](uint32_t id) {
+    // Keep the ended agent's LLM accounting for LIST {"all": true}; the
+    // scheduler forgets the flow. Bounded like the manager's ended records.
+    ended_llm_stats_[id] = llm_->flow_stats(id);
+    while (ended_llm_stats_.size() > 2000) ended_llm_stats_.erase(ended_llm_stats_.begin());
+    llm_->cancel_flow(id);
+  });
 
   register_syscalls();
   reactor_->on_signal(SIGINT, [this](int s) { begin_shutdown(s); });
@@ -192,7 +198,13 @@ void Kernel::sys_list(const ipc::Caller& caller, std::string_view payload, ipc::
     if (!(*j)["all"].is_boolean()) return r.reply(error_json("invalid field 'all': expected true or false"));
     all = (*j)["all"].get<bool>();
   }
-  r.reply(agents_->list(caller, all).dump());
+  json agents = agents_->list(caller, all);
+  for (auto& a : agents) {
+    const auto id = a["id"].get<uint32_t>();
+    auto ended = ended_llm_stats_.find(id);
+    a["llm"] = ended != ended_llm_stats_.end() ? ended->second : llm_->flow_stats(id);
+  }
+  r.reply(agents.dump());
 }
 
 void Kernel::sys_hello(const ipc::Caller& caller, std::string_view, ipc::Responder r) {
@@ -200,7 +212,8 @@ void Kernel::sys_hello(const ipc::Caller& caller, std::string_view, ipc::Respond
                {"kernel", AGENTOS_VERSION},
                {"features", kernel_features()},
                {"agent_id", caller.agent_id},
-               {"max_payload", ipc::kMaxPayload}}
+               {"max_payload", ipc::kMaxPayload},
+               {"llm", llm_->stats()}}
               .dump());
 }
 

@@ -7,7 +7,9 @@
 #include <optional>
 #include <string_view>
 
-#include <nlohmann/json_fwd.hpp>
+#include <map>
+
+#include <nlohmann/json.hpp>
 
 #include "ipc/socket_server.hpp"
 #include "ipc/unix_socket.hpp"
@@ -58,6 +60,7 @@ class Kernel {
   std::unique_ptr<llm::LlmService> llm_;
   std::unique_ptr<runtime::AgentManager> agents_;
   std::array<Handler, 256> table_{};
+  std::map<uint32_t, nlohmann::json> ended_llm_stats_;  // agent id -> final LLM accounting
   Timer shutdown_deadline_;
   bool shutting_down_ = false;
 };
