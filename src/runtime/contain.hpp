@@ -41,7 +41,7 @@ struct ChildPlan {
   bool loopback = false;   // bring lo up (fresh network namespace)
   bool cgroup_ns = false;  // unshare a cgroup namespace once in the cgroup
   MountPlan mounts;
-  std::optional<LandlockPlan> landlock;  // nullopt: no Landlock on this kernel (reported)
+  std::optional<LandlockPlan> landlock;     // nullopt: no Landlock on this kernel (reported)
   const SeccompProgram* seccomp = nullptr;  // null: no seccomp on this kernel (reported)
 };
 

@@ -6,8 +6,8 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <filesystem>
-#include <regex>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -52,10 +52,21 @@ std::string shebang_program(std::string_view line) {
   return "";
 }
 
+// "python3.11" -> "3.11" (anywhere in the name: "libpython3.11.so" too).
+// Hand-rolled: std::regex trips GCC 12's -Wmaybe-uninitialized under ASan.
 std::string version_from_name(const std::string& name) {
-  static const std::regex kPattern(R"(python(\d+\.\d+))");
-  std::smatch m;
-  return std::regex_search(name, m, kPattern) ? m[1].str() : "";
+  auto digits = [&](size_t i) {
+    size_t j = i;
+    while (j < name.size() && std::isdigit(static_cast<unsigned char>(name[j]))) ++j;
+    return j;
+  };
+  for (size_t at = name.find("python"); at != std::string::npos; at = name.find("python", at + 1)) {
+    size_t major = at + 6, dot = digits(major);
+    if (dot == major || dot >= name.size() || name[dot] != '.') continue;
+    size_t end = digits(dot + 1);
+    if (end > dot + 1) return name.substr(major, end - major);
+  }
+  return "";
 }
 
 // The only lib/pythonX.Y with an os.py under `prefix`, if there is exactly one.
