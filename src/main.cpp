@@ -68,6 +68,8 @@ int main(int argc, char** argv) {
   app.add_option("--llm-rpm", cfg.llm.rpm, "global requests per minute (0: unlimited)")->check(CLI::NonNegativeNumber);
   app.add_option("--llm-tpm", cfg.llm.tpm, "global tokens per minute (0: unlimited)")->check(CLI::NonNegativeNumber);
   app.add_option("--llm-timeout", cfg.llm.timeout_s, "seconds per provider request")->check(CLI::PositiveNumber);
+  app.add_option("--llm-scheduler", cfg.llm.scheduler, "fair (token-fair queuing) or fifo (env AGENTOS_LLM_SCHEDULER)")
+      ->check(CLI::IsMember({"fair", "fifo"}))->capture_default_str();
   app.add_flag("--check", check, "print what this machine supports and exit");
   CLI11_PARSE(app, argc, argv);
   cfg.enable_sandboxing = !no_sandbox;

@@ -44,6 +44,7 @@ Result<void> read_limits(const Getenv& g, LlmConfig& c) {
   AOS_TRY_VOID(read_number(g, "AGENTOS_LLM_QUEUE_TIMEOUT_S", c.queue_timeout_s));
   AOS_TRY_VOID(read_number(g, "AGENTOS_LLM_MAX_RETRIES", c.max_retries));
   AOS_TRY_VOID(read_number(g, "AGENTOS_LLM_RETRY_BUDGET_S", c.retry_budget_s));
+  if (const char* s = g("AGENTOS_LLM_SCHEDULER"); s && *s) c.scheduler = s;
   return {};
 }
 
@@ -90,6 +91,9 @@ Result<void> LlmConfig::validate() const {
   if (model.empty()) return make_error("LLM model name is empty");
   if (max_inflight == 0) return make_error("LLM max_inflight must be at least 1");
   if (max_queue_per_flow == 0) return make_error("LLM max_queue_per_flow must be at least 1");
+  if (scheduler != "fair" && scheduler != "fifo") {
+    return make_error("LLM scheduler '" + scheduler + "' is not one of: fair, fifo");
+  }
   for (double v : {rpm, tpm, retry_budget_s, backoff_base_s, backoff_max_s}) {
     if (!finite_non_negative(v)) return make_error("LLM rate/retry limits must be finite and >= 0");
   }
@@ -109,6 +113,7 @@ nlohmann::json LlmConfig::describe() const {
           {"tpm", tpm},
           {"timeout_s", timeout_s},
           {"max_queue_per_flow", max_queue_per_flow},
+          {"scheduler", scheduler},
           {"queue_timeout_s", queue_timeout_s},
           {"max_retries", max_retries},
           {"retry_budget_s", retry_budget_s}};

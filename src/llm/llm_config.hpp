@@ -21,6 +21,9 @@ struct LlmConfig {
   double rpm = 0, tpm = 0;
   double timeout_s = 60;  ///< per HTTP attempt
   unsigned max_queue_per_flow = 64;
+  /// "fair" (token-fair queuing between flows) or "fifo" (arrival order
+  /// across all flows; for comparison in benchmarks).
+  std::string scheduler = "fair";
   double queue_timeout_s = 120;
   unsigned max_retries = 4;
   double retry_budget_s = 60;  ///< no retry starts later than this after the first attempt

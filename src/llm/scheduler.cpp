@@ -122,8 +122,11 @@ Scheduler::Flow* Scheduler::pick(TimePoint now, std::vector<Rejection>& rejected
     if (f.queue.empty()) continue;
     const Entry& head = entries_.at(f.queue.front());
     if (!flow_may_send(f, head, now)) continue;
-    const bool better = best == nullptr || f.counter < best->counter ||
-                        (f.counter == best->counter && head.enqueued < best_head->enqueued);
+    const bool better =
+        best == nullptr ||
+        (limits_.fair ? f.counter < best->counter ||
+                            (f.counter == best->counter && head.enqueued < best_head->enqueued)
+                      : head.enqueued < best_head->enqueued);
     if (better) {
       best = &f;
       best_head = &head;

@@ -44,6 +44,7 @@ struct SchedulerLimits {
   double rpm = 0, tpm = 0;  ///< global buckets
   unsigned max_queue_per_flow = 64;
   std::chrono::nanoseconds queue_timeout = std::chrono::seconds(120);
+  bool fair = true;  ///< false: plain FIFO across flows (benchmark contrast)
 };
 
 struct Rejection {

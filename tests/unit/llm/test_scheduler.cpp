@@ -66,6 +66,17 @@ TEST(Scheduler, EqualFlowsAlternate) {
   for (size_t i = 0; i + 1 < order.size(); i += 2) EXPECT_NE(order[i], order[i + 1]) << "at " << i;
 }
 
+TEST(Scheduler, FifoModeServesInArrivalOrderAcrossFlows) {
+  SchedulerLimits l = limits(1);
+  l.fair = false;
+  Scheduler s(l, t0);
+  fill(s, A, 4, 100, t0);
+  fill(s, B, 1, 100, t0 + 1ms);
+  auto order = serve(s, 5, t0 + 1ms, [](FlowId) { return 100; });
+  // The fair scheduler would serve B second; FIFO makes it wait behind A.
+  EXPECT_EQ(order, (std::vector<FlowId>{A, A, A, A, B}));
+}
+
 TEST(Scheduler, WeightsSplitTokensProportionally) {
   Scheduler s(limits(1), t0);
   s.set_flow_limits(A, {.weight = 2}, t0);
