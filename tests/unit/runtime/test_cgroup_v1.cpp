@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "runtime/cgroup.hpp"
+#include "runtime/fake_cgroupfs.hpp"
 
 namespace agentos::runtime {
 namespace {
@@ -18,13 +19,8 @@ namespace {
 namespace fs = std::filesystem;
 using cgroup_util::split_words;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-void put(const fs::path& p, std::string_view text) { std::ofstream(p) << text; }
+using fake::put;
+using fake::slurp;
 
 /// v1 "kernel" over a temp directory: the first path component under the
 /// root names the hierarchy ("memory", "cpu,cpuacct", ...).
@@ -42,11 +38,7 @@ class FakeV1Fs : public CgroupFs {
     return {};
   }
   Result<void> remove_dir(const std::string& path) override {
-    for (const auto& e : fs::directory_iterator(path))
-      if (e.is_directory()) return make_error("rmdir " + path, EBUSY);
-    if (!split_words(slurp(fs::path(path) / "cgroup.procs")).empty()) return make_error("rmdir " + path, EBUSY);
-    for (const auto& e : fs::directory_iterator(path)) fs::remove(e.path());
-    return CgroupFs::remove_dir(path);
+    return fake::remove_cgroup_dir(*this, path);
   }
   Result<void> write(const std::string& path, std::string_view value) override {
     std::string name = fs::path(path).filename();
