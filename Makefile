@@ -7,7 +7,7 @@ JOBS ?= $(shell nproc)
 WERROR ?= $(if $(CI),ON,OFF)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build demo test unit integration bench clean
+.PHONY: all deps configure build kernel demo test unit integration bench clean
 
 all: build
 
@@ -20,8 +20,11 @@ configure: deps
 build: configure
 	cmake --build $(BUILD) -j$(JOBS)
 
+kernel: configure
+	cmake --build $(BUILD) -j$(JOBS) --target agentos_kernel
+
 # The main job: the kernel with the fault-isolation demo (no API key needed).
-demo: build
+demo: kernel
 	./scripts/demo.sh $(BUILD)
 
 # The whole test suite: unit tests (GoogleTest) and integration tests
