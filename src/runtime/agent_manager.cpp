@@ -77,7 +77,7 @@ json Agent::to_json(Clock::time_point now) const {
           {"cpu_usage_ms", s.cpu_usage_us / 1000},
           {"pids", s.pids_current},
           {"script", script_path},
-          {"python", interpreter}};
+          {"python", interpreter.path}};
 }
 
 AgentManager::AgentManager(Reactor& reactor, const KernelConfig& cfg, ipc::SocketServer& server)
@@ -130,6 +130,15 @@ size_t AgentManager::alive_count() const {
   size_t n = 0;
   for (const auto& [id, a] : agents_) n += a->alive();
   return n;
+}
+
+std::string AgentManager::socket_path(const Agent& a) const {
+  return fmt::format("{}/agents/{}.sock", cfg_.runtime_dir, a.id);
+}
+
+std::optional<uid_t> AgentManager::sandbox_uid(const Agent& a) const {
+  if (::geteuid() != 0 || !a.req.sandboxed || !cfg_.enable_sandboxing) return std::nullopt;
+  return cfg_.uid_base + a.id % cfg_.uid_count;
 }
 
 bool AgentManager::name_in_use(const std::string& name) const {
@@ -196,7 +205,7 @@ void AgentManager::spawn(const ipc::Caller& caller, const json& payload, ipc::Re
   a.parent_id = caller.agent_id;
   a.req = std::move(*req);
   a.script_path = std::move(*script);
-  a.interpreter = interp->path;
+  a.interpreter = std::move(*interp);
   a.started = reactor_.now();
   agents_.emplace(a.id, std::move(agent));
   if (auto r = start_agent(a); !r) {
@@ -222,13 +231,10 @@ Result<void> AgentManager::start_agent(Agent& a) {
     cgroup_report = {{"not_enforced", {{"all", "cgroups unavailable: " + cgroup_error_}}}};
   }
 
-  const bool root = ::geteuid() == 0;
   ipc::ListenOptions lo;
-  if (root && a.req.sandboxed && cfg_.enable_sandboxing) {
-    lo.owner = cfg_.uid_base + a.id % cfg_.uid_count;
-    lo.group = *lo.owner;
-  }
-  AOS_TRY_VOID(server_.add_listener(fmt::format("{}/agents/{}.sock", cfg_.runtime_dir, a.id), a.id, lo));
+  lo.owner = sandbox_uid(a);
+  lo.group = lo.owner;
+  AOS_TRY_VOID(server_.add_listener(socket_path(a), a.id, lo));
 
   const std::string log_path = fmt::format("{}/logs/{}-{}.log", cfg_.state_dir, a.req.name, a.id);
   UniqueFd log_fd(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
@@ -252,11 +258,11 @@ Result<void> AgentManager::start_agent(Agent& a) {
 
 Result<SpawnSpec> AgentManager::build_spec(Agent& a, int log_fd) {
   const bool sandboxed = a.req.sandboxed && cfg_.enable_sandboxing;
-  const std::string host_sock = fmt::format("{}/agents/{}.sock", cfg_.runtime_dir, a.id);
+  const std::string host_sock = socket_path(a);
   // Inside the sandbox the agent's own socket appears at the operator
   // socket's path, so scripts that default to it just work.
   const std::string agent_sock = sandboxed ? cfg_.socket_path : host_sock;
-  auto interp = AOS_TRY(resolve_interpreter(a.req.python, kAgentPath));
+  const Interpreter& interp = a.interpreter;
 
   SpawnSpec spec;
   spec.name = a.req.name;
@@ -279,10 +285,8 @@ Result<SpawnSpec> AgentManager::build_spec(Agent& a, int log_fd) {
   if (!cfg_.sdk_dir.empty()) spec.ro_paths.push_back(cfg_.sdk_dir);
   spec.socket_host_path = host_sock;
   spec.socket_sandbox_path = cfg_.socket_path;
-  if (sandboxed && ::geteuid() == 0) {
-    spec.uid = cfg_.uid_base + a.id % cfg_.uid_count;
-    spec.gid = *spec.uid;
-  }
+  spec.uid = sandbox_uid(a);
+  spec.gid = spec.uid;
   spec.stdout_fd = log_fd;
   spec.stderr_fd = log_fd;
   if (a.cgroup) {
@@ -322,7 +326,7 @@ void AgentManager::finish_spawn(Agent& a, Result<void> exec) {
   if (on_start_) on_start_(a.id, a.req.limits);
   json r = {{"id", a.id}, {"name", a.req.name}, {"pid", a.pid}, {"status", "running"},
             {"state", state_name(a.state)}, {"sandboxed", a.req.sandboxed && cfg_.enable_sandboxing},
-            {"network", a.req.network}, {"python", a.interpreter}, {"script", a.script_path},
+            {"network", a.req.network}, {"python", a.interpreter.path}, {"script", a.script_path},
             {"limits", a.to_json(reactor_.now())["limits"]}, {"enforced", a.enforced}};
   reply.reply(r.dump());
 }

@@ -17,6 +17,7 @@
 #include "kernel/config.hpp"
 #include "kernel/reactor.hpp"
 #include "runtime/cgroup.hpp"
+#include "runtime/interpreter.hpp"
 #include "runtime/spawn_request.hpp"
 #include "runtime/spawner.hpp"
 
@@ -35,7 +36,7 @@ struct Agent {
   uint32_t parent_id = 0;  // 0: spawned by an operator
   SpawnRequest req;
   std::string script_path;   // absolute, resolved on the host
-  std::string interpreter;   // absolute, resolved on the host
+  Interpreter interpreter;    // resolved on the host once, at SPAWN
   AgentState state = AgentState::kStarting;
   std::optional<int> exit_code;
   std::optional<int> signal;
@@ -106,6 +107,10 @@ class AgentManager {
   Agent* find(const nlohmann::json& selector, const ipc::Caller& caller, std::string& error);
   bool visible_to(const Agent& a, const ipc::Caller& caller) const;
   bool name_in_use(const std::string& name) const;
+  /// The agent's listening socket on the host.
+  std::string socket_path(const Agent& a) const;
+  /// The agent's own uid when it runs sandboxed under a root kernel.
+  std::optional<uid_t> sandbox_uid(const Agent& a) const;
   Result<std::string> resolve_script(const std::string& script, const ipc::Caller& caller) const;
 
   Reactor& reactor_;
