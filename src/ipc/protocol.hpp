@@ -22,6 +22,12 @@ enum class Op : uint8_t {
   kSpawn = 0x10,
   kKill = 0x11,
   kList = 0x12,
+  kLogs = 0x13,
+  kStats = 0x14,
+  kPause = 0x15,
+  kResume = 0x16,
+  kWait = 0x17,
+  kEvents = 0x18,
   kHello = 0xFE,
   kExit = 0xFF,
 };
