@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 
 #include <fmt/format.h>
 
@@ -75,6 +76,69 @@ std::string default_sdk_dir() {
     }
   }
   return "";
+}
+
+namespace {
+
+template <class T>
+void set_if(const std::optional<T>& from, T& to) {
+  if (from) to = *from;
+}
+
+void apply_kernel_settings(const KernelSettings& s, KernelConfig& cfg) {
+  set_if(s.socket, cfg.socket_path);
+  set_if(s.log_level, cfg.log_level);
+  set_if(s.state_dir, cfg.state_dir);
+  set_if(s.runtime_dir, cfg.runtime_dir);
+  set_if(s.cgroup_parent, cfg.cgroup_parent);
+  set_if(s.sdk_dir, cfg.sdk_dir);
+  set_if(s.max_connections, cfg.max_connections);
+  set_if(s.max_output_bytes, cfg.max_output_bytes);
+  set_if(s.sandbox, cfg.enable_sandboxing);
+  set_if(s.kill_grace_ms, cfg.kill_grace_ms);
+  set_if(s.stats_interval_ms, cfg.stats_interval_ms);
+  set_if(s.log_max_bytes, cfg.log_max_bytes);
+  set_if(s.log_max_files, cfg.log_max_files);
+}
+
+// The file's llm_* keys as the environment variables they mirror. Handing
+// LlmConfig::from_env() these as fallbacks keeps its one set of rules (the
+// provider follows the key present unless named, ...) and makes a variable
+// that is set win over the file.
+std::map<std::string, std::string, std::less<>> llm_variables_of(const KernelSettings& s) {
+  std::map<std::string, std::string, std::less<>> vars;
+  if (s.llm_provider) vars["AGENTOS_LLM_PROVIDER"] = *s.llm_provider;
+  if (s.llm_model) vars["AGENTOS_LLM_MODEL"] = *s.llm_model;
+  if (s.llm_base_url) vars["GEMINI_BASE_URL"] = vars["OPENAI_BASE_URL"] = *s.llm_base_url;
+  if (s.llm_scheduler) vars["AGENTOS_LLM_SCHEDULER"] = *s.llm_scheduler;
+  // fmt's "{}" is the shortest text that reads back as the same number.
+  if (s.llm_max_inflight) vars["AGENTOS_LLM_MAX_INFLIGHT"] = fmt::format("{}", *s.llm_max_inflight);
+  if (s.llm_rpm) vars["AGENTOS_LLM_RPM"] = fmt::format("{}", *s.llm_rpm);
+  if (s.llm_tpm) vars["AGENTOS_LLM_TPM"] = fmt::format("{}", *s.llm_tpm);
+  if (s.llm_timeout) vars["AGENTOS_LLM_TIMEOUT_S"] = fmt::format("{}", *s.llm_timeout);
+  return vars;
+}
+
+}  // namespace
+
+Result<KernelConfig> layered_config(const std::optional<ConfigFile>& file, const GetenvFn& getenv_fn) {
+  KernelConfig cfg;
+  const KernelSettings no_settings;
+  const KernelSettings& settings = file ? file->kernel : no_settings;
+  apply_kernel_settings(settings, cfg);
+  if (const char* socket = getenv_fn("AGENTOS_SOCKET"); socket && *socket) cfg.socket_path = socket;
+  const auto from_file = llm_variables_of(settings);
+  auto env_then_file = [&](const char* name) -> const char* {
+    if (const char* v = getenv_fn(name); v && *v) return v;
+    auto it = from_file.find(name);
+    return it == from_file.end() ? nullptr : it->second.c_str();
+  };
+  cfg.llm = AOS_TRY(llm::LlmConfig::from_env(env_then_file));
+  if (file) {
+    cfg.config_path = file->path;
+    cfg.declared_agents = file->agents;
+  }
+  return cfg;
 }
 
 }  // namespace agentos

@@ -63,6 +63,7 @@ def kernel_env(env=None):
     """os.environ without LLM credentials, updated with `env` (None removes a key)."""
     result = {k: v for k, v in os.environ.items() if k not in LLM_ENV_VARS}
     result.pop("AGENTOS_SOCKET", None)
+    result.pop("AGENTOS_CONFIG", None)  # a developer's config file must not reach a test kernel
     for key, value in (env or {}).items():
         if value is None:
             result.pop(key, None)
