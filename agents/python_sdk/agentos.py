@@ -76,6 +76,12 @@ class SyscallOp(IntEnum):
     SPAWN = 0x10
     KILL = 0x11
     LIST = 0x12
+    LOGS = 0x13
+    STATS = 0x14
+    PAUSE = 0x15
+    RESUME = 0x16
+    WAIT = 0x17
+    EVENTS = 0x18
     HELLO = 0xFE
     EXIT = 0xFF
 
@@ -419,6 +425,56 @@ class AgentOSClient:
         """Agents that are running (with ``all=True``: ended ones too)."""
         payload = _json_bytes({"all": True}) if all else b""
         return self._call_json(SyscallOp.LIST, payload)
+
+    def logs(self, name: Optional[str] = None, agent_id: Optional[int] = None, *,
+             tail: Optional[int] = None, since: Optional[int] = None,
+             max_bytes: Optional[int] = None, wait_ms: Optional[int] = None) -> Dict[str, Any]:
+        """A page of an agent's captured output (docs/PROTOCOL.md, LOGS):
+        ``{"lines": [{"ts", "stream", "text"}], "next", "running", ...}``.
+        Pass ``next`` back as ``since`` (with ``wait_ms`` to wait for more)."""
+        request = self._selector(name, agent_id, "logs")
+        request.update({k: v for k, v in {"tail": tail, "since": since, "max_bytes": max_bytes,
+                                          "wait_ms": wait_ms}.items() if v is not None})
+        timeout = _USE_DEFAULT if not wait_ms else max(self.timeout or 0, wait_ms / 1000 + 10)
+        return self._call_json(SyscallOp.LOGS, _json_bytes(request), timeout=timeout)
+
+    def stats(self, name: Optional[str] = None, agent_id: Optional[int] = None) -> Dict[str, Any]:
+        """Usage of every agent (or one) and of the kernel: ``{"agents", "kernel"}``."""
+        request = {} if name is None and agent_id is None else self._selector(name, agent_id, "stats")
+        return self._call_json(SyscallOp.STATS, _json_bytes(request))
+
+    def pause(self, name: Optional[str] = None, agent_id: Optional[int] = None) -> Dict[str, Any]:
+        """Freezes an agent's processes (cgroup freezer): ``{"paused": true}``."""
+        return self._call_json(SyscallOp.PAUSE, _json_bytes(self._selector(name, agent_id, "pause")))
+
+    def resume(self, name: Optional[str] = None, agent_id: Optional[int] = None) -> Dict[str, Any]:
+        """Thaws a paused agent: ``{"resumed": true}``."""
+        return self._call_json(SyscallOp.RESUME, _json_bytes(self._selector(name, agent_id, "resume")))
+
+    def wait(self, name: Optional[str] = None, agent_id: Optional[int] = None, *,
+             timeout_ms: int = 0) -> Dict[str, Any]:
+        """Waits until the agent ended for good; returns its LIST entry.
+        Without ``timeout_ms`` it waits as long as it takes."""
+        request = self._selector(name, agent_id, "wait")
+        if timeout_ms:
+            request["timeout_ms"] = timeout_ms
+        timeout = None if not timeout_ms else max(self.timeout or 0, timeout_ms / 1000 + 10)
+        return self._call_json(SyscallOp.WAIT, _json_bytes(request), timeout=timeout)
+
+    def events(self, since: int = 0, *, name: Optional[str] = None, limit: Optional[int] = None,
+               wait_ms: Optional[int] = None) -> Dict[str, Any]:
+        """Lifecycle events from sequence ``since`` on: ``{"events", "next"}``."""
+        request: Dict[str, Any] = {"since": since}
+        request.update({k: v for k, v in {"name": name, "limit": limit, "wait_ms": wait_ms}.items()
+                        if v is not None})
+        timeout = _USE_DEFAULT if not wait_ms else max(self.timeout or 0, wait_ms / 1000 + 10)
+        return self._call_json(SyscallOp.EVENTS, _json_bytes(request), timeout=timeout)
+
+    @staticmethod
+    def _selector(name: Optional[str], agent_id: Optional[int], what: str) -> Dict[str, Any]:
+        if (name is None) == (agent_id is None):
+            raise ValueError(f"{what}() needs exactly one of name= or agent_id=")
+        return {"name": name} if name is not None else {"id": agent_id}
 
     def exit(self) -> str:
         """Says goodbye: the kernel answers ``goodbye`` and closes this connection."""

@@ -38,16 +38,32 @@ class Kernel {
   void register_syscalls();
   void dispatch(const ipc::Caller& caller, uint8_t opcode, std::string_view payload, ipc::Responder r);
   void begin_shutdown(int signo);
+  /// Starts one [[agent]] of the config file.
+  void spawn_declared(const nlohmann::json& spec);
+  /// SIGHUP: re-reads the config file and reconciles the declared agents
+  /// (new ones start, removed ones stop, changed ones restart). An invalid
+  /// file is rejected and the running set kept.
+  void reload_config();
   void connection_closed(const ipc::Caller& caller);
   /// THINK flow of a caller: each agent is one flow, each operator
   /// connection another.
   static llm::FlowId flow_of(const ipc::Caller& caller);
+  /// The agent's LLM accounting: live, or kept from its last run.
+  nlohmann::json llm_stats_of(uint32_t agent_id) const;
+  /// Kernel-wide figures for STATS: process, connections, agents, LLM.
+  nlohmann::json kernel_stats() const;
 
   void sys_noop(const ipc::Caller&, std::string_view payload, ipc::Responder r);
   void sys_think(const ipc::Caller&, std::string_view payload, ipc::Responder r);
   void sys_spawn(const ipc::Caller&, std::string_view payload, ipc::Responder r);
   void sys_kill(const ipc::Caller&, std::string_view payload, ipc::Responder r);
   void sys_list(const ipc::Caller&, std::string_view payload, ipc::Responder r);
+  void sys_logs(const ipc::Caller&, std::string_view payload, ipc::Responder r);
+  void sys_stats(const ipc::Caller&, std::string_view payload, ipc::Responder r);
+  void sys_pause(const ipc::Caller&, std::string_view payload, ipc::Responder r);
+  void sys_resume(const ipc::Caller&, std::string_view payload, ipc::Responder r);
+  void sys_wait(const ipc::Caller&, std::string_view payload, ipc::Responder r);
+  void sys_events(const ipc::Caller&, std::string_view payload, ipc::Responder r);
   void sys_hello(const ipc::Caller&, std::string_view payload, ipc::Responder r);
   void sys_exit(const ipc::Caller&, std::string_view payload, ipc::Responder r);
 
@@ -60,7 +76,9 @@ class Kernel {
   std::unique_ptr<llm::LlmService> llm_;
   std::unique_ptr<runtime::AgentManager> agents_;
   std::array<Handler, 256> table_{};
-  std::map<uint32_t, nlohmann::json> ended_llm_stats_;  // agent id -> final LLM accounting
+  std::map<uint32_t, nlohmann::json> ended_llm_stats_;
+  std::vector<nlohmann::json> declared_;  // the config file's agents, as last applied  // agent id -> final LLM accounting
+  Clock::time_point started_{};
   Timer shutdown_deadline_;
   bool shutting_down_ = false;
 };

@@ -1,8 +1,6 @@
 #include "runtime/agent_manager.hpp"
 
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -25,63 +23,16 @@ constexpr const char* kAgentPath = "/usr/local/bin:/usr/bin:/bin";
 
 std::string error_json(std::string_view message) { return json{{"error", message}}.dump(); }
 
-int64_t ms_between(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count();
-}
-
-template <class T>
-json opt(const std::optional<T>& v) {
-  return v ? json(*v) : json(nullptr);
+std::string describe_end(const Agent& a) {
+  if (a.oom_killed) return "OOM-killed";
+  if (a.signal) return fmt::format("killed by signal {}", *a.signal);
+  return fmt::format("exit code {}", a.exit_code.value_or(-1));
 }
 
 }  // namespace
 
-const char* state_name(AgentState s) {
-  switch (s) {
-    case AgentState::kStarting: return "STARTING";
-    case AgentState::kRunning: return "RUNNING";
-    case AgentState::kPaused: return "PAUSED";
-    case AgentState::kStopping: return "STOPPING";
-    case AgentState::kRestarting: return "RESTARTING";
-    case AgentState::kStopped: return "STOPPED";
-    case AgentState::kFailed: return "FAILED";
-  }
-  return "UNKNOWN";
-}
-
-json Agent::to_json(Clock::time_point now) const {
-  const bool running = alive();
-  const char* status = running ? "running" : oom_killed ? "oom_killed" : signal ? "killed" : "exited";
-  const auto& s = last_stats;
-  json limits = {{"memory", opt(req.limits.memory)},     {"max_pids", opt(req.limits.max_pids)},
-                 {"cpu_quota", opt(req.limits.cpu_quota)}, {"cpu_period", req.limits.cpu_period.value_or(100000)}};
-  return {{"id", id},
-          {"name", req.name},
-          {"pid", pid},
-          {"parent_id", parent_id},
-          {"state", state_name(state)},
-          {"status", status},
-          {"running", running},
-          {"exit_code", opt(exit_code)},
-          {"signal", opt(signal)},
-          {"oom_killed", oom_killed},
-          {"throttled", s.nr_throttled > 0},
-          {"throttled_ms", s.throttled_us / 1000},
-          {"restarts", 0},
-          {"uptime_ms", ms_between(started, running ? now : ended)},
-          {"limits", limits},
-          {"sandboxed", req.sandboxed},
-          {"network", req.network},
-          {"memory_bytes", s.memory_current},
-          {"memory_peak_bytes", s.memory_peak},
-          {"cpu_usage_ms", s.cpu_usage_us / 1000},
-          {"pids", s.pids_current},
-          {"script", script_path},
-          {"python", interpreter.path}};
-}
-
 AgentManager::AgentManager(Reactor& reactor, const KernelConfig& cfg, ipc::SocketServer& server)
-    : reactor_(reactor), cfg_(cfg), server_(server) {}
+    : reactor_(reactor), cfg_(cfg), server_(server), polls_(reactor) {}
 
 AgentManager::~AgentManager() {
   // Agents still alive die with their ChildProcess (SIGKILL + reap) and
@@ -95,6 +46,7 @@ AgentManager::~AgentManager() {
     server_.remove_listener(id);
   }
   agents_.clear();
+  ::rmdir((cfg_.runtime_dir + "/agents").c_str());  // empty now; the kernel removes its parent
 }
 
 Result<std::unique_ptr<AgentManager>> AgentManager::create(Reactor& reactor, const KernelConfig& cfg,
@@ -116,8 +68,14 @@ Result<std::unique_ptr<AgentManager>> AgentManager::create(Reactor& reactor, con
   std::error_code ec;
   fs::create_directories(cfg.runtime_dir + "/agents", ec);
   if (ec) return make_error("create " + cfg.runtime_dir + "/agents", ec.value());
+  // Sockets of agents of a crashed run of this instance: the directory is
+  // this instance's alone and its lock is held, so anything here is stale.
+  for (const auto& e : fs::directory_iterator(cfg.runtime_dir + "/agents", ec)) {
+    if (e.path().extension() == ".sock") fs::remove(e.path(), ec);
+  }
   fs::create_directories(cfg.state_dir + "/logs", ec);
   if (ec) return make_error("create " + cfg.state_dir + "/logs", ec.value());
+  m->sample_all();
   return m;
 }
 
@@ -132,92 +90,68 @@ size_t AgentManager::alive_count() const {
   return n;
 }
 
-std::string AgentManager::socket_path(const Agent& a) const {
-  return fmt::format("{}/agents/{}.sock", cfg_.runtime_dir, a.id);
+void AgentManager::record(const Agent& a, std::string type, json detail) {
+  events_.record(a.id, a.req.name, std::move(type), std::move(detail), reactor_.now(),
+                 std::chrono::system_clock::now());
+  polls_.poke(ipc::poll_topic(ipc::PollKind::kEvents));
 }
 
-std::optional<uid_t> AgentManager::sandbox_uid(const Agent& a) const {
-  if (::geteuid() != 0 || !a.req.sandboxed || !cfg_.enable_sandboxing) return std::nullopt;
-  return cfg_.uid_base + a.id % cfg_.uid_count;
+void AgentManager::note(std::string type, json detail) {
+  events_.record(0, "", std::move(type), std::move(detail), reactor_.now(), std::chrono::system_clock::now());
+  polls_.poke(ipc::poll_topic(ipc::PollKind::kEvents));
 }
 
-bool AgentManager::name_in_use(const std::string& name) const {
-  for (const auto& [id, a] : agents_) {
-    if (a->alive() && a->req.name == name) return true;
-  }
-  return false;
-}
-
-bool AgentManager::visible_to(const Agent& a, const ipc::Caller& caller) const {
-  if (caller.agent_id == 0) return true;
-  // Walk up the parent chain: an agent sees only its own descendants.
-  for (uint32_t p = a.parent_id; p != 0;) {
-    if (p == caller.agent_id) return true;
-    auto it = agents_.find(p);
-    if (it == agents_.end()) return false;
-    p = it->second->parent_id;
-  }
-  return false;
-}
-
-Result<std::string> AgentManager::resolve_script(const std::string& script, const ipc::Caller& caller) const {
-  fs::path p(script);
-  if (p.is_relative()) {
-    // Relative to the operator's working directory, as a shell would; the
-    // peer's cwd is known through SO_PEERCRED's pid.
-    std::error_code ec;
-    fs::path cwd = caller.agent_id == 0 && caller.cred.pid > 0
-                       ? fs::read_symlink(fmt::format("/proc/{}/cwd", caller.cred.pid), ec)
-                       : fs::current_path(ec);
-    if (ec) cwd = fs::current_path();
-    p = cwd / p;
-  }
-  std::error_code ec;
-  fs::path canon = fs::canonical(p, ec);
-  if (ec) return make_error(fmt::format("invalid field 'script': {}: {}", p.string(), ec.message()), ec.value());
-  struct stat st;
-  if (::stat(canon.c_str(), &st) < 0) return sys_error("invalid field 'script': " + canon.string());
-  if (!S_ISREG(st.st_mode)) return make_error("invalid field 'script': " + canon.string() + " is not a regular file", EINVAL);
-  if (::access(canon.c_str(), R_OK) < 0) return sys_error("invalid field 'script': cannot read " + canon.string());
-  return canon.string();
-}
-
-void AgentManager::spawn(const ipc::Caller& caller, const json& payload, ipc::Responder reply) {
+void AgentManager::spawn(const ipc::Caller& caller, const json& payload, SpawnDone done, bool declared) {
   auto req = parse_spawn_request(payload);
-  if (!req) return reply.reply(error_json(req.error().message()));
+  if (!req) return done(error_json(req.error().message()));
   if (caller.agent_id != 0) {
     auto it = agents_.find(caller.agent_id);
     if (it == agents_.end() || !it->second->req.allow_spawn) {
-      return reply.reply(error_json("this agent may not spawn agents (spawn it with \"allow_spawn\": true)"));
+      return done(error_json("this agent may not spawn agents (spawn it with \"allow_spawn\": true)"));
     }
   }
   if (name_in_use(req->name)) {
-    return reply.reply(error_json(fmt::format("an agent named '{}' is already running", req->name)));
+    return done(error_json(fmt::format("an agent named '{}' is already running", req->name)));
   }
   auto script = resolve_script(req->script, caller);
-  if (!script) return reply.reply(error_json(script.error().message()));
+  if (!script) return done(error_json(script.error().message()));
   auto interp = resolve_interpreter(req->python, kAgentPath);
-  if (!interp) return reply.reply(error_json("invalid field 'python': " + interp.error().message()));
+  if (!interp) return done(error_json("invalid field 'python': " + interp.error().message()));
 
   auto agent = std::make_unique<Agent>();
   Agent& a = *agent;
   a.id = next_id_++;
   a.parent_id = caller.agent_id;
+  a.declared = declared;
+  a.spec = payload;
   a.req = std::move(*req);
+  a.restarts = RestartTracker(a.req.restart);
   a.script_path = std::move(*script);
   a.interpreter = std::move(*interp);
-  a.started = reactor_.now();
   agents_.emplace(a.id, std::move(agent));
   if (auto r = start_agent(a); !r) {
     log::warn("spawn {}: {}", a.req.name, r.error().message());
     release(a);
     agents_.erase(a.id);
-    return reply.reply(error_json(fmt::format("spawn '{}': {}", payload.value("name", ""), r.error().message())));
+    return done(error_json(fmt::format("spawn '{}': {}", payload.value("name", ""), r.error().message())));
   }
-  a.spawn_reply.emplace(std::move(reply));
+  if (declared) declared_order_.push_back(a.id);
+  a.spawn_done.emplace(std::move(done));
 }
 
 Result<void> AgentManager::start_agent(Agent& a) {
+  ++a.runs;
+  a.state = AgentState::kStarting;
+  a.started = reactor_.now();
+  a.exit_code.reset();
+  a.signal.reset();
+  a.oom_killed = a.kill_requested = a.exec_failed = false;
+  a.last_stats = {};
+  a.prev_cpu_us = 0;
+  a.prev_sample = {};
+  a.cpu_percent = 0;
+  a.oom_kills_seen = 0;
+
   auto& lim = a.req.limits;
   if (!lim.memory) lim.memory = cfg_.default_memory_bytes;
   if (!lim.max_pids) lim.max_pids = cfg_.default_max_pids;
@@ -236,11 +170,11 @@ Result<void> AgentManager::start_agent(Agent& a) {
   lo.group = lo.owner;
   AOS_TRY_VOID(server_.add_listener(socket_path(a), a.id, lo));
 
-  const std::string log_path = fmt::format("{}/logs/{}-{}.log", cfg_.state_dir, a.req.name, a.id);
-  UniqueFd log_fd(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
-  if (!log_fd) return sys_error("open " + log_path);
-
-  SpawnSpec spec = AOS_TRY(build_spec(a, log_fd.get()));
+  AOS_TRY_VOID(open_log(a));
+  // The write ends close when this scope ends: from then on only the child
+  // holds them, so EOF on the pipes means the whole agent is gone.
+  StdioPipes stdio = AOS_TRY(a.log->attach());
+  SpawnSpec spec = AOS_TRY(build_spec(a, stdio));
   Spawned sp = AOS_TRY(runtime::spawn(std::move(spec)));
   a.pid = sp.child.pid();
   a.child.emplace(std::move(sp.child));
@@ -252,11 +186,20 @@ Result<void> AgentManager::start_agent(Agent& a) {
   const uint32_t id = a.id;
   a.exec_watch = AOS_TRY(reactor_.watch(a.exec_status.get(), EPOLLIN, [this, id](uint32_t) { exec_status_ready(id); }));
   a.exit_watch = AOS_TRY(reactor_.watch(a.child->pidfd(), EPOLLIN, [this, id](uint32_t) { child_exited(id); }));
-  log::info("agent {} '{}' started: pid {}, log {}", a.id, a.req.name, a.pid, log_path);
+  log::info("agent {} '{}' started (run {}): pid {}, log {}", a.id, a.req.name, a.runs, a.pid, a.log->path());
   return {};
 }
 
-Result<SpawnSpec> AgentManager::build_spec(Agent& a, int log_fd) {
+Result<void> AgentManager::open_log(Agent& a) {
+  if (a.log) return {};
+  LogOptions opts;
+  opts.max_file_bytes = cfg_.log_max_bytes;
+  opts.max_files = cfg_.log_max_files;
+  a.log = AOS_TRY(AgentLog::open(reactor_, fmt::format("{}/logs/{}-{}.log", cfg_.state_dir, a.req.name, a.id), opts));
+  return {};
+}
+
+Result<SpawnSpec> AgentManager::build_spec(Agent& a, const StdioPipes& stdio) {
   const bool sandboxed = a.req.sandboxed && cfg_.enable_sandboxing;
   const std::string host_sock = socket_path(a);
   // Inside the sandbox the agent's own socket appears at the operator
@@ -287,8 +230,8 @@ Result<SpawnSpec> AgentManager::build_spec(Agent& a, int log_fd) {
   spec.socket_sandbox_path = cfg_.socket_path;
   spec.uid = sandbox_uid(a);
   spec.gid = spec.uid;
-  spec.stdout_fd = log_fd;
-  spec.stderr_fd = log_fd;
+  spec.stdout_fd = stdio.out.get();
+  spec.stderr_fd = stdio.err.get();
   if (a.cgroup) {
     spec.cgroup_fd = a.cgroup->clone_into_fd();
     if (!spec.cgroup_fd) {
@@ -311,24 +254,30 @@ void AgentManager::exec_status_ready(uint32_t id) {
 }
 
 void AgentManager::finish_spawn(Agent& a, Result<void> exec) {
-  if (!a.spawn_reply) return;
-  ipc::Responder reply = std::move(*a.spawn_reply);
-  a.spawn_reply.reset();
   if (!exec) {
     log::warn("agent {} '{}' failed to start: {}", a.id, a.req.name, exec.error().message());
-    a.state = AgentState::kFailed;
-    reply.reply(error_json(fmt::format("spawn '{}': {}", a.req.name, exec.error().message())));
-    a.spawn_failed = true;  // the record is dropped when the child is reaped
+    a.exec_failed = true;
+    record(a, "spawn_failed", {{"error", exec.error().message()}, {"run", a.runs}});
+    if (a.spawn_done) {
+      std::exchange(a.spawn_done, std::nullopt).value()(
+          error_json(fmt::format("spawn '{}': {}", a.req.name, exec.error().message())));
+    }
     force_kill(a);
     return;
   }
   if (a.state == AgentState::kStarting) a.state = AgentState::kRunning;
+  (void)a.sample(reactor_.now());  // LIST shows usage from samples: have one from the start
   if (on_start_) on_start_(a.id, a.req.limits);
+  record(a, a.runs == 1 ? "spawned" : "restarted",
+         {{"pid", a.pid}, {"run", a.runs}, {"restarts", a.restarts.restarts()}});
+  if (!a.spawn_done) return;
   json r = {{"id", a.id}, {"name", a.req.name}, {"pid", a.pid}, {"status", "running"},
             {"state", state_name(a.state)}, {"sandboxed", a.req.sandboxed && cfg_.enable_sandboxing},
             {"network", a.req.network}, {"python", a.interpreter.path}, {"script", a.script_path},
-            {"limits", a.to_json(reactor_.now())["limits"]}, {"enforced", a.enforced}};
-  reply.reply(r.dump());
+            {"restart", restart_mode_name(a.req.restart.mode)}, {"limits", a.limits_json()},
+            {"enforced", a.enforced}};
+  std::exchange(a.spawn_done, std::nullopt).value()(r.dump());
+  a.enforced = nullptr;  // reported; not worth ~15 KiB in every record
 }
 
 void AgentManager::child_exited(uint32_t id) {
@@ -349,25 +298,80 @@ void AgentManager::child_exited(uint32_t id) {
   }
   a.ended = reactor_.now();
   if (a.cgroup) {
-    if (auto st = a.cgroup->stats()) a.last_stats = *st;
+    const uint64_t fresh_ooms = a.sample(a.ended);
     a.oom_killed = a.last_stats.oom_kills > 0;
+    if (fresh_ooms) record(a, "oom_killed", {{"oom_kills", a.last_stats.oom_kills}, {"ended", true}});
   }
   // Exec status and exit can arrive in one epoll batch; settle SPAWN first.
   if (a.exec_status) exec_status_ready(id);
-  a.state = (a.kill_requested || a.exit_code == 0) && !a.oom_killed && !a.spawn_failed
-                ? AgentState::kStopped
-                : AgentState::kFailed;
-  log::info("agent {} '{}' ended: {}", a.id, a.req.name,
-            a.oom_killed ? "OOM-killed"
-            : a.signal   ? fmt::format("killed by signal {}", *a.signal)
-                         : fmt::format("exit code {}", a.exit_code.value_or(-1)));
+  log::info("agent {} '{}' ended: {}", a.id, a.req.name, describe_end(a));
   release(a);
+  if (a.log) a.log->drain();  // after release: nothing of the agent is left to write
+  record(a, "exited", {{"status", a.status()}, {"exit_code", a.exit_code ? json(*a.exit_code) : json(nullptr)},
+                       {"signal", a.signal ? json(*a.signal) : json(nullptr)}, {"oom_killed", a.oom_killed},
+                       {"requested", a.kill_requested}, {"run", a.runs}});
   for (auto& r : a.kill_replies) r.reply(json{{"killed", true}}.dump());
   a.kill_replies.clear();
-  if (on_exit_) on_exit_(id);
-  if (a.spawn_failed) agents_.erase(id);
+  if (a.exec_failed && a.runs == 1) {
+    // The SPAWN reply said why; no record of an agent that never ran.
+    if (on_exit_) on_exit_(id, true);
+    agents_.erase(id);
+  } else {
+    after_run(a, a.exit_code != 0 || a.oom_killed || a.exec_failed);
+  }
   prune_ended();
-  if (all_stopped_ && alive_count() == 0) std::exchange(all_stopped_, nullptr)();
+  if (all_stopped_ && alive_count() == 0) {
+    polls_.flush_all();
+    std::exchange(all_stopped_, nullptr)();
+  } else if (stopping_all_) {
+    stop_next_declared();
+  }
+}
+
+void AgentManager::after_run(Agent& a, bool failed) {
+  if (a.kill_requested || stopping_all_) {
+    return ended_for_good(a, failed && !a.kill_requested ? AgentState::kFailed : AgentState::kStopped);
+  }
+  const auto d = a.restarts.on_exit(failed, reactor_.now(), a.ended - a.started);
+  if (d.gave_up) {
+    a.end_reason = d.reason;
+    log::warn("agent {} '{}': not restarted: {}", a.id, a.req.name, d.reason);
+    record(a, "gave_up", {{"reason", d.reason}, {"restarts", a.restarts.restarts()}});
+  }
+  if (!d.restart) return ended_for_good(a, failed ? AgentState::kFailed : AgentState::kStopped);
+  a.state = AgentState::kRestarting;
+  record(a, "restarting", {{"delay_ms", d.delay.count()}, {"attempt", d.attempt}});
+  log::info("agent {} '{}': restarting in {} ms (attempt {})", a.id, a.req.name, d.delay.count(), d.attempt);
+  if (on_exit_) on_exit_(a.id, false);
+  const uint32_t id = a.id;
+  a.restart_timer = reactor_.after(d.delay, [this, id] { restart_agent(id); });
+}
+
+void AgentManager::restart_agent(uint32_t id) {
+  auto it = agents_.find(id);
+  if (it == agents_.end() || it->second->state != AgentState::kRestarting) return;
+  Agent& a = *it->second;
+  if (auto r = start_agent(a); !r) {
+    log::warn("agent {} '{}': restart failed: {}", a.id, a.req.name, r.error().message());
+    record(a, "spawn_failed", {{"error", r.error().message()}, {"run", a.runs}});
+    release(a);
+    a.ended = reactor_.now();
+    a.exec_failed = true;
+    after_run(a, true);
+  }
+}
+
+void AgentManager::ended_for_good(Agent& a, AgentState state) {
+  a.state = state;
+  a.restart_timer.cancel();
+  if (a.log) a.log->notify_waiters();  // LOGS followers learn that it ended
+  if (on_exit_) on_exit_(a.id, true);
+  polls_.poke(ipc::poll_topic(ipc::PollKind::kAgentEnd, a.id));
+  for (auto [b, e] = on_gone_.equal_range(a.id); b != e;) {
+    auto cb = std::move(b->second);
+    b = on_gone_.erase(b);
+    cb();
+  }
 }
 
 void AgentManager::release(Agent& a) {
@@ -378,23 +382,28 @@ void AgentManager::release(Agent& a) {
   a.child.reset();   // SIGKILLs and reaps if still alive
   a.cgroup.reset();  // kills leftovers, removes the directories
   server_.remove_listener(a.id);
-  if (a.spawn_reply) finish_spawn(a, make_error("the agent ended before it started", ECHILD));
+  if (a.spawn_done) finish_spawn(a, make_error("the agent ended before it started", ECHILD));
 }
 
 void AgentManager::terminate(Agent& a, std::chrono::milliseconds grace) {
+  if (a.state == AgentState::kRestarting) {
+    a.kill_requested = true;
+    return ended_for_good(a, AgentState::kStopped);
+  }
   if (!a.alive()) return;
   a.kill_requested = true;
-  if (a.state != AgentState::kStopping) {
-    a.state = AgentState::kStopping;
-    // The init forwards SIGTERM to the agent; unsandboxed agents get it
-    // directly. Whatever is left after the grace period is SIGKILLed.
-    if (auto r = a.child->signal(SIGTERM); !r) log::warn("agent {}: SIGTERM: {}", a.id, r.error().message());
-    const uint32_t id = a.id;
-    a.kill_timer = reactor_.after(grace, [this, id] {
-      auto it = agents_.find(id);
-      if (it != agents_.end()) force_kill(*it->second);
-    });
-  }
+  if (a.state == AgentState::kStopping) return;
+  if (a.state == AgentState::kPaused && a.cgroup) (void)a.cgroup->freeze(false);  // so it can handle SIGTERM
+  a.state = AgentState::kStopping;
+  if (grace.count() == 0) return force_kill(a);
+  // The init forwards SIGTERM to the agent; unsandboxed agents get it
+  // directly. Whatever is left after the grace period is SIGKILLed.
+  if (auto r = a.child->signal(SIGTERM); !r) log::warn("agent {}: SIGTERM: {}", a.id, r.error().message());
+  const uint32_t id = a.id;
+  a.kill_timer = reactor_.after(grace, [this, id] {
+    auto it = agents_.find(id);
+    if (it != agents_.end()) force_kill(*it->second);
+  });
 }
 
 void AgentManager::force_kill(Agent& a) {
@@ -405,46 +414,14 @@ void AgentManager::force_kill(Agent& a) {
   if (auto r = a.child->signal(SIGKILL); !r) log::warn("agent {}: SIGKILL: {}", a.id, r.error().message());
 }
 
-Agent* AgentManager::find(const json& sel, const ipc::Caller& caller, std::string& error) {
-  if (!sel.is_object()) {
-    error = "expected a JSON object with \"name\" or \"id\"";
-    return nullptr;
-  }
-  Agent* best = nullptr;
-  if (sel.contains("id")) {
-    if (!sel["id"].is_number_unsigned()) {
-      error = "invalid field 'id': expected a positive integer";
-      return nullptr;
-    }
-    auto it = agents_.find(sel["id"].get<uint32_t>());
-    if (it != agents_.end() && visible_to(*it->second, caller)) best = it->second.get();
-    if (!best) error = fmt::format("no agent with id {}", sel["id"].get<uint64_t>());
-    return best;
-  }
-  if (!sel.contains("name") || !sel["name"].is_string()) {
-    error = "expected \"name\" (string) or \"id\" (integer)";
-    return nullptr;
-  }
-  const auto name = sel["name"].get<std::string>();
-  // Prefer the live agent of that name, else the most recent record.
-  for (auto& [id, a] : agents_) {
-    if (a->req.name != name || !visible_to(*a, caller)) continue;
-    if (!best || a->alive() || !best->alive()) best = a.get();
-    if (best->alive()) break;
-  }
-  if (!best) error = fmt::format("no agent named '{}'", name);
-  return best;
-}
-
 void AgentManager::kill(const ipc::Caller& caller, const json& payload, ipc::Responder reply) {
   std::string error;
   Agent* a = find(payload, caller, error);
   if (!a) return reply.reply(json{{"killed", false}, {"error", error}}.dump());
-  if (!a->alive()) {
-    return reply.reply(json{{"killed", false},
-                            {"error", fmt::format("agent '{}' is not running ({})", a->req.name,
-                                                  a->to_json(reactor_.now())["status"].get<std::string>())}}
-                           .dump());
+  if (!a->active()) {
+    return reply.reply(
+        json{{"killed", false}, {"error", fmt::format("agent '{}' is not running ({})", a->req.name, a->status())}}
+            .dump());
   }
   std::chrono::milliseconds grace(cfg_.kill_grace_ms);
   if (payload.contains("timeout_ms")) {
@@ -453,46 +430,89 @@ void AgentManager::kill(const ipc::Caller& caller, const json& payload, ipc::Res
     }
     grace = std::chrono::milliseconds(payload["timeout_ms"].get<uint64_t>());
   }
-  a->kill_replies.push_back(std::move(reply));
-  if (grace.count() == 0) {
-    a->kill_requested = true;
-    a->state = AgentState::kStopping;
-    force_kill(*a);
-  } else {
+  record(*a, "killed", {{"by", caller.agent_id == 0 ? "operator" : "agent"}, {"caller_id", caller.agent_id}});
+  if (!a->alive()) {  // waiting to restart: it just stays down
     terminate(*a, grace);
+    return reply.reply(json{{"killed", true}}.dump());
   }
+  a->kill_replies.push_back(std::move(reply));
+  terminate(*a, grace);
 }
 
-json AgentManager::list(const ipc::Caller& caller, bool all) {
-  const auto now = reactor_.now();
-  json out = json::array();
+void AgentManager::stop(const std::string& name, std::move_only_function<void()> done) {
   for (auto& [id, a] : agents_) {
-    if (!visible_to(*a, caller) || (!all && !a->alive())) continue;
-    if (a->alive() && a->cgroup) {
-      if (auto st = a->cgroup->stats()) a->last_stats = *st;
+    if (a->req.name != name || !a->active()) continue;
+    if (a->alive()) {
+      on_gone_.emplace(id, std::move(done));
+      terminate(*a, std::chrono::milliseconds(cfg_.kill_grace_ms));
+    } else {
+      terminate(*a, std::chrono::milliseconds(0));
+      done();
     }
-    out.push_back(a->to_json(now));
+    return;
   }
-  return out;
+  done();
 }
 
 void AgentManager::stop_all(std::move_only_function<void()> done) {
   all_stopped_ = std::move(done);
-  for (auto& [id, a] : agents_) terminate(*a, std::chrono::milliseconds(cfg_.kill_grace_ms));
-  if (alive_count() == 0) std::exchange(all_stopped_, nullptr)();
+  stopping_all_ = true;
+  const std::chrono::milliseconds grace(cfg_.kill_grace_ms);
+  for (auto& [id, a] : agents_) {
+    if (!a->declared || !a->alive()) terminate(*a, grace);
+  }
+  stop_next_declared();
+  if (all_stopped_ && alive_count() == 0) {
+    polls_.flush_all();
+    std::exchange(all_stopped_, nullptr)();
+  }
+}
+
+void AgentManager::stop_next_declared() {
+  // Config-file agents stop one at a time, the last started first (like
+  // systemd's reverse start order), so later agents may rely on earlier ones.
+  while (!declared_order_.empty()) {
+    auto it = agents_.find(declared_order_.back());
+    if (it == agents_.end() || !it->second->alive()) {
+      declared_order_.pop_back();
+      continue;
+    }
+    terminate(*it->second, std::chrono::milliseconds(cfg_.kill_grace_ms));
+    return;
+  }
 }
 
 void AgentManager::prune_ended() {
   size_t ended = 0;
-  for (auto& [id, a] : agents_) ended += !a->alive();
+  for (auto& [id, a] : agents_) ended += !a->active();
   for (auto it = agents_.begin(); ended > kMaxEndedRecords && it != agents_.end();) {
-    if (!it->second->alive()) {
+    if (!it->second->active()) {
       it = agents_.erase(it);
       --ended;
     } else {
       ++it;
     }
   }
+}
+
+void AgentManager::sample_all() {
+  const auto t0 = Clock::now();
+  size_t n = 0;
+  for (auto& [id, a] : agents_) {
+    if (!a->alive() || !a->cgroup) continue;
+    ++n;
+    if (const uint64_t fresh = a->sample(t0)) {
+      record(*a, "oom_killed", {{"oom_kills", a->last_stats.oom_kills}, {"ended", false}});
+    }
+  }
+  sample_cost_us_ = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
+  sample_count_ = n;
+  sample_timer_ = reactor_.after(std::chrono::milliseconds(std::max<uint32_t>(cfg_.stats_interval_ms, 50)),
+                                 [this] { sample_all(); });
+}
+
+json AgentManager::sampler_cost() const {
+  return {{"last_pass_us", sample_cost_us_}, {"agents", sample_count_}, {"interval_ms", cfg_.stats_interval_ms}};
 }
 
 }  // namespace agentos::runtime

@@ -1,10 +1,11 @@
-// Agents: their records, lifecycle (spawn, exit, kill) and the cgroup,
-// sandbox and socket that each one owns.
+// Agents: their lifecycle (spawn, exit, restart, kill, pause), the cgroup,
+// sandbox and socket each one owns, usage sampling, lifecycle events and the
+// requests that wait on agents (WAIT, EVENTS). Implementation in two files:
+// agent_manager.cpp (lifecycle) and agent_manager_ops.cpp (queries).
 #pragma once
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -14,54 +15,17 @@
 #include <nlohmann/json.hpp>
 
 #include "ipc/connection.hpp"
+#include "ipc/long_poll.hpp"
 #include "kernel/config.hpp"
 #include "kernel/reactor.hpp"
-#include "runtime/cgroup.hpp"
-#include "runtime/interpreter.hpp"
-#include "runtime/spawn_request.hpp"
-#include "runtime/spawner.hpp"
+#include "runtime/agent.hpp"
+#include "runtime/event_log.hpp"
 
 namespace agentos::ipc {
 class SocketServer;
 }
 
 namespace agentos::runtime {
-
-enum class AgentState { kStarting, kRunning, kPaused, kStopping, kRestarting, kStopped, kFailed };
-const char* state_name(AgentState s);
-
-/// One agent: the record LIST shows, plus the resources it owns while alive.
-struct Agent {
-  uint32_t id = 0;
-  uint32_t parent_id = 0;  // 0: spawned by an operator
-  SpawnRequest req;
-  std::string script_path;   // absolute, resolved on the host
-  Interpreter interpreter;    // resolved on the host once, at SPAWN
-  AgentState state = AgentState::kStarting;
-  std::optional<int> exit_code;
-  std::optional<int> signal;
-  bool oom_killed = false;
-  bool kill_requested = false;
-  bool spawn_failed = false;  // exec never happened: the record is dropped
-  pid_t pid = 0;
-  Clock::time_point started{};
-  Clock::time_point ended{};
-  nlohmann::json enforced;    // what the sandbox and cgroups applied
-  CgroupStats last_stats;     // sampled while running and once at exit
-
-  // Owned while alive.
-  std::unique_ptr<AgentCgroup> cgroup;
-  std::optional<ChildProcess> child;
-  UniqueFd exec_status;
-  FdWatch exec_watch;
-  FdWatch exit_watch;
-  Timer kill_timer;
-  std::optional<ipc::Responder> spawn_reply;  // until exec succeeds or fails
-  std::vector<ipc::Responder> kill_replies;   // until the agent is gone
-
-  [[nodiscard]] bool alive() const { return child.has_value(); }
-  [[nodiscard]] nlohmann::json to_json(Clock::time_point now) const;
-};
 
 class AgentManager {
  public:
@@ -72,38 +36,70 @@ class AgentManager {
                                                       ipc::SocketServer& server);
   ~AgentManager();
 
-  /// SPAWN: replies once the agent's program is running, or with an error.
-  void spawn(const ipc::Caller& caller, const nlohmann::json& payload, ipc::Responder reply);
+  /// SPAWN: `done` gets the reply once the agent's program is running, or
+  /// an error. `declared`: the agent comes from the config file.
+  void spawn(const ipc::Caller& caller, const nlohmann::json& payload, SpawnDone done, bool declared = false);
   /// KILL: replies {"killed": true} once the agent is gone.
   void kill(const ipc::Caller& caller, const nlohmann::json& payload, ipc::Responder reply);
+  /// Stops the active agent `name` (no restart) and calls `done` once it
+  /// has ended; at once if there is none. For config reloads.
+  void stop(const std::string& name, std::move_only_function<void()> done);
   /// LIST entries visible to `caller` (operators: all; agents: descendants).
   nlohmann::json list(const ipc::Caller& caller, bool all);
+  /// STATS: per-agent usage from the last sample, visible to `caller`.
+  nlohmann::json stats(const ipc::Caller& caller, const nlohmann::json& payload);
+  void pause(const ipc::Caller& caller, const nlohmann::json& payload, ipc::Responder reply, bool frozen);
+  /// WAIT: answers with the LIST entry once the agent ended for good.
+  void wait(const ipc::Caller& caller, const nlohmann::json& payload, ipc::Responder reply);
+  /// LOGS: a page of the agent's captured output; with `wait_ms`, waits
+  /// for lines to come.
+  void logs(const ipc::Caller& caller, const nlohmann::json& payload, ipc::Responder reply);
+  void events(const ipc::Caller& caller, const nlohmann::json& payload, ipc::Responder reply);
+  /// Requests of a closed connection stop waiting.
+  void connection_closed(uint64_t connection_id) { polls_.connection_closed(connection_id); }
 
-  /// Terminates every agent (SIGTERM, then SIGKILL after the grace period)
-  /// and calls `done` when none is left.
+  /// Records a kernel-level event (agent id 0), e.g. config_reloaded.
+  void note(std::string type, nlohmann::json detail);
+
+  /// Terminates every agent (SIGTERM, then SIGKILL after the grace period;
+  /// agents from the config file one at a time in reverse order) and calls
+  /// `done` when none is left.
   void stop_all(std::move_only_function<void()> done);
 
-  /// Called when an agent's program started (LLM flow limits etc.).
+  /// Called when a run of an agent started (LLM flow limits etc.).
   void on_agent_start(std::move_only_function<void(uint32_t id, const SpawnLimits&)> cb) {
     on_start_ = std::move(cb);
   }
-  /// Called when an agent ended (LLM cancellation etc.).
-  void on_agent_exit(std::move_only_function<void(uint32_t id)> cb) { on_exit_ = std::move(cb); }
+  /// Called when a run ended; `final` is false when a restart follows.
+  void on_agent_exit(std::move_only_function<void(uint32_t id, bool final)> cb) { on_exit_ = std::move(cb); }
 
   [[nodiscard]] nlohmann::json describe() const;
   [[nodiscard]] size_t alive_count() const;
+  [[nodiscard]] size_t record_count() const { return agents_.size(); }
+  /// Microseconds the last sampling pass took, and over how many agents.
+  [[nodiscard]] nlohmann::json sampler_cost() const;
 
  private:
   AgentManager(Reactor& reactor, const KernelConfig& cfg, ipc::SocketServer& server);
+  // Lifecycle (agent_manager.cpp).
   Result<void> start_agent(Agent& a);
-  Result<SpawnSpec> build_spec(Agent& a, int log_fd);
+  Result<SpawnSpec> build_spec(Agent& a, const StdioPipes& stdio);
+  /// Opens (or reopens) the agent's log.
+  Result<void> open_log(Agent& a);
   void exec_status_ready(uint32_t id);
   void child_exited(uint32_t id);
   void finish_spawn(Agent& a, Result<void> exec);
+  void after_run(Agent& a, bool failed);
+  void restart_agent(uint32_t id);
+  void ended_for_good(Agent& a, AgentState state);
   void terminate(Agent& a, std::chrono::milliseconds grace);
   void force_kill(Agent& a);
   void release(Agent& a);
   void prune_ended();
+  void stop_next_declared();
+  void sample_all();
+  void record(const Agent& a, std::string type, nlohmann::json detail = nlohmann::json::object());
+  // Lookup (agent_manager_ops.cpp).
   Agent* find(const nlohmann::json& selector, const ipc::Caller& caller, std::string& error);
   bool visible_to(const Agent& a, const ipc::Caller& caller) const;
   bool name_in_use(const std::string& name) const;
@@ -120,9 +116,17 @@ class AgentManager {
   std::string cgroup_error_;  // why there are no cgroups, if so
   std::map<uint32_t, std::unique_ptr<Agent>> agents_;
   uint32_t next_id_ = 1;
+  EventLog events_;
+  ipc::LongPolls polls_;
+  Timer sample_timer_;
+  int64_t sample_cost_us_ = 0;
+  size_t sample_count_ = 0;
+  bool stopping_all_ = false;
+  std::vector<uint32_t> declared_order_;  // ids of declared agents, in start order
   std::move_only_function<void(uint32_t, const SpawnLimits&)> on_start_;
-  std::move_only_function<void(uint32_t)> on_exit_;
+  std::move_only_function<void(uint32_t, bool)> on_exit_;
   std::move_only_function<void()> all_stopped_;
+  std::multimap<uint32_t, std::move_only_function<void()>> on_gone_;  // stop() callbacks by id
 };
 
 }  // namespace agentos::runtime

@@ -84,6 +84,10 @@ class AgentCgroup {
   /// itself completes asynchronously in the kernel.
   virtual Result<void> freeze(bool frozen) = 0;
   [[nodiscard]] virtual Result<CgroupStats> stats() const = 0;
+  /// The fields a periodic sampler needs (memory current/peak, OOM kills,
+  /// CPU usage and throttling, pids) from as few files as possible; the
+  /// rest of CgroupStats stays 0. Runs every second for every agent.
+  [[nodiscard]] virtual Result<CgroupStats> usage() const { return stats(); }
   /// What was actually applied, e.g. {"backend":"v1","memory":52428800,
   /// "swap":0,"cpu_quota_us":10000,"cpu_period_us":100000,"max_pids":64},
   /// plus "not_enforced": {"<limit>": "reason"} when anything was not.

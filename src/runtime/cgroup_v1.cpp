@@ -83,6 +83,8 @@ class V1Agent final : public AgentCgroup {
   bool populated() const;
   Result<void> apply_memory(uint64_t bytes, json& ne);
   void read_memory(const std::string& dir, CgroupStats& s) const;
+  void read_usage(CgroupStats& s) const;
+  Result<CgroupStats> usage() const override;
 
   std::shared_ptr<V1Shared> sh_;
   std::string leaf_;
@@ -219,6 +221,32 @@ Result<CgroupStats> V1Agent::stats() const {
   if (!procs) return std::unexpected(procs.error().wrap("cgroup stats"));
   s.populated = !parse_pids(*procs).empty();
   if (auto dir = dir_of("memory")) read_memory(*dir, s);
+  read_usage(s);
+  return s;
+}
+
+Result<CgroupStats> V1Agent::usage() const {
+  // Six files instead of ten: on a busy host each cgroupfs read costs tens
+  // of microseconds, and the sampler reads every agent every second.
+  const CgroupFs& fs = *sh_->fs;
+  CgroupStats s;
+  if (auto dir = dir_of("memory")) {
+    auto current = fs.read(join(*dir, "memory.usage_in_bytes"));
+    if (!current) return std::unexpected(current.error().wrap("cgroup usage"));
+    s.memory_current = parse_u64(*current).value_or(0);
+    s.memory_peak = read_u64(fs, join(*dir, "memory.max_usage_in_bytes")).value_or(0);
+    if (auto oom = fs.read(join(*dir, "memory.oom_control"))) {
+      auto kills = keyed_u64(*oom, "oom_kill");
+      s.oom_kills_exact = kills.has_value();
+      s.oom_kills = kills ? *kills : keyed_u64(*oom, "under_oom").value_or(0);
+    }
+  }
+  read_usage(s);
+  return s;
+}
+
+void V1Agent::read_usage(CgroupStats& s) const {
+  const CgroupFs& fs = *sh_->fs;
   if (auto dir = dir_of("cpuacct")) s.cpu_usage_us = read_u64(fs, join(*dir, "cpuacct.usage")).value_or(0) / 1000;
   if (auto dir = dir_of("cpu")) {
     if (auto cpu = fs.read(join(*dir, "cpu.stat"))) {
@@ -227,7 +255,6 @@ Result<CgroupStats> V1Agent::stats() const {
     }
   }
   if (auto dir = dir_of("pids")) s.pids_current = read_u64(fs, join(*dir, "pids.current")).value_or(0);
-  return s;
 }
 
 class V1Backend final : public CgroupBackend {

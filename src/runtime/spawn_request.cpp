@@ -48,6 +48,15 @@ Result<uint64_t> get_positive(const json& v, std::string_view field) {
   return field_error(field, "expected a positive whole number");
 }
 
+// A whole number in [0, max].
+Result<uint64_t> get_count(const json& v, std::string_view field, uint64_t max) {
+  if (v.is_number_unsigned() && v.get<uint64_t>() <= max) return v.get<uint64_t>();
+  if (v.is_number_integer() && v.get<int64_t>() >= 0 && static_cast<uint64_t>(v.get<int64_t>()) <= max) {
+    return static_cast<uint64_t>(v.get<int64_t>());
+  }
+  return field_error(field, fmt::format("expected a whole number from 0 to {}", max));
+}
+
 Result<double> get_positive_double(const json& v, std::string_view field) {
   if (!v.is_number()) return field_error(field, "expected a positive number");
   const double d = v.get<double>();
@@ -139,10 +148,20 @@ Result<void> apply_field(SpawnRequest& r, const std::string& k, const json& v) {
   } else if (k == "limits") {
     if (!v.is_null()) r.limits = AOS_TRY(get_limits(v));
   } else if (k == "restart") {
-    r.restart = AOS_TRY(get_string(v, k));
-    if (r.restart != "no") return field_error(k, "only \"no\" is supported");
+    const std::string mode = AOS_TRY(get_string(v, k));
+    r.restart.mode = AOS_TRY(parse_restart_mode(mode));
+  } else if (k == "max_restarts") {
+    r.restart.max_restarts = static_cast<uint32_t>(AOS_TRY(get_count(v, k, 10000)));
+  } else if (k == "restart_window") {
+    r.restart.window = std::chrono::seconds(AOS_TRY(get_positive(v, k)));
+    if (r.restart.window > std::chrono::hours(24 * 365)) return field_error(k, "must be at most a year");
+  } else if (k == "restart_delay_ms") {
+    r.restart.delay = std::chrono::milliseconds(AOS_TRY(get_count(v, k, 3'600'000)));
+  } else if (k == "restart_max_delay_ms") {
+    r.restart.max_delay = std::chrono::milliseconds(AOS_TRY(get_count(v, k, 3'600'000)));
   } else {
-    return field_error(k, "unknown field (known: name, script, python, args, env, sandboxed, network, allow_spawn, limits, restart)");
+    return field_error(k, "unknown field (known: name, script, python, args, env, sandboxed, network, allow_spawn, "
+                          "limits, restart, max_restarts, restart_window, restart_delay_ms, restart_max_delay_ms)");
   }
   return {};
 }
@@ -164,6 +183,9 @@ Result<SpawnRequest> parse_spawn_request(const json& payload) {
   for (const auto& [k, v] : payload.items()) AOS_TRY_VOID(apply_field(r, k, v));
   if (r.name.empty()) return field_error("name", "required");
   if (r.script.empty()) return field_error("script", "required");
+  if (r.restart.max_delay < r.restart.delay) {
+    return field_error("restart_max_delay_ms", "must not be less than restart_delay_ms");
+  }
   return r;
 }
 

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runtime/restart_policy.hpp"
 #include "util/result.hpp"
 
 namespace agentos::runtime {
@@ -35,7 +36,7 @@ struct SpawnRequest {
   bool network = false;
   bool allow_spawn = false;  // may this agent spawn agents of its own
   SpawnLimits limits;
-  std::string restart = "no";
+  RestartPolicy restart;  // restart, max_restarts, restart_window, restart_delay_ms, restart_max_delay_ms
 };
 
 inline constexpr uint64_t kMinMemoryBytes = 8ull << 20;

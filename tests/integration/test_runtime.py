@@ -145,9 +145,22 @@ def wait_log(k, name, agent_id, needle, timeout=AGENT_TIMEOUT_S):
                     timeout, what=f"{needle!r} in {log_path(k, name, agent_id)}")
 
 
-def json_lines(text):
+# A captured log line: "<UTC timestamp> <stream> <text>" (docs/PROTOCOL.md).
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z (stdout|stderr) (.*)$")
+
+
+def log_texts(text):
+    """The agent's own lines of a captured log, without timestamp and stream."""
     out = []
     for line in text.splitlines():
+        m = LOG_LINE.match(line)
+        out.append(m.group(2) if m else line)
+    return out
+
+
+def json_lines(text):
+    out = []
+    for line in log_texts(text):
         line = line.strip()
         if line.startswith("{"):
             try:

@@ -26,6 +26,7 @@ def test_protocol_constants():
     assert agentos.MAX_PAYLOAD_SIZE == 1048576
     assert {op.name: op.value for op in SyscallOp} == {
         "NOOP": 0x00, "THINK": 0x01, "SPAWN": 0x10, "KILL": 0x11, "LIST": 0x12,
+        "LOGS": 0x13, "STATS": 0x14, "PAUSE": 0x15, "RESUME": 0x16, "WAIT": 0x17, "EVENTS": 0x18,
         "HELLO": 0xFE, "EXIT": 0xFF}
 
 

@@ -278,6 +278,37 @@ TEST_F(CgroupV1Test, ParsesStatsFromRealFormatFiles) {
   EXPECT_EQ(s->oom_kills, 1u);
 }
 
+TEST_F(CgroupV1Test, UsageReadsOnlyWhatTheSamplerNeeds) {
+  make_hybrid();
+  auto b = open();
+  auto cg = b->create("a", CgroupLimits{.memory_bytes = 33554432});
+  ASSERT_TRUE(cg);
+  fs::path mem = mem_inst() / "a";
+  put(mem / "memory.usage_in_bytes", "1000\n");
+  put(mem / "memory.max_usage_in_bytes", "2000\n");
+  put(mem / "memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n");
+  put(mem / "memory.failcnt", "7\n");
+  put(root_ / "cpuacct" / "agentos-test" / "a" / "cpuacct.usage", "5000000\n");
+  put(root_ / "cpu" / "agentos-test" / "a" / "cpu.stat", "nr_periods 2\nnr_throttled 1\nthrottled_time 3000000\n");
+  put(root_ / "pids" / "agentos-test" / "a" / "pids.current", "4\n");
+  // The files usage() skips are made unreadable: it must not need them.
+  fs::remove(mem / "cgroup.procs");
+  fs::remove(mem / "memory.limit_in_bytes");
+  auto s = (*cg)->usage();
+  ASSERT_TRUE(s) << s.error().message();
+  EXPECT_EQ(s->memory_current, 1000u);
+  EXPECT_EQ(s->memory_peak, 2000u);
+  EXPECT_EQ(s->oom_kills, 2u);
+  EXPECT_EQ(s->cpu_usage_us, 5000u);
+  EXPECT_EQ(s->nr_throttled, 1u);
+  EXPECT_EQ(s->throttled_us, 3000u);
+  EXPECT_EQ(s->pids_current, 4u);
+  EXPECT_EQ(s->memory_max_hits, 0u);  // not read: informational only
+  // A cgroup that is gone is an error, not a sample of zeros.
+  fs::remove(mem / "memory.usage_in_bytes");
+  EXPECT_FALSE((*cg)->usage().has_value());
+}
+
 TEST_F(CgroupV1Test, MissingControllerIsReported) {
   make_hybrid(/*with_pids=*/false);
   auto b = open();

@@ -9,6 +9,8 @@
 #include <filesystem>
 
 #include <gtest/gtest.h>
+
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "runtime/interpreter.hpp"
@@ -22,7 +24,11 @@ namespace fs = std::filesystem;
 using testing::run_to_end;
 using testing::TempDir;
 
-const fs::path kRepo = fs::path(__FILE__).parent_path().parent_path().parent_path().parent_path();
+// The repository: $AGENTOS_SOURCE_DIR (set by ctest), else from __FILE__
+// (which a compiler cache may have made relative, hence absolute()).
+const fs::path kRepo = std::getenv("AGENTOS_SOURCE_DIR")
+                           ? fs::path(std::getenv("AGENTOS_SOURCE_DIR"))
+                           : fs::absolute(fs::path(__FILE__).parent_path().parent_path().parent_path().parent_path());
 const fs::path kProbe = kRepo / "tests/probes/hostile_probe.py";
 
 UniqueFd listen_unix(const std::string& path) {
