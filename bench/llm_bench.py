@@ -5,7 +5,8 @@ of the kernel's scheduler between a greedy and polite clients.
 
     llm_bench.py --kernel BIN [--fake tests/fakes/fake_llm.py] [--calls 500]
                  [--concurrency 8] [--tput-seconds 2.5] [--tput-rounds 3] [--fair-seconds 20]
-                 [--solo-seconds 5] [--json FILE]
+                 [--solo-seconds 5] [--anticipation-ms MS] [--no-anticipation-contrast]
+                 [--skip-overhead] [--skip-fairness] [--json FILE]
 
 One fake server for the whole run (knobs changed through POST /_control);
 a fresh kernel per configuration, on a private temp dir, Gemini provider
@@ -22,9 +23,15 @@ Part 1, overhead (fake latency 0, kernel --llm-max-inflight = concurrency):
 Part 2, fairness (fake latency 100 ms + uniform 0..10 ms jitter, kernel
 --llm-max-inflight 4, so capacity is ~4/0.105 s):
   solo        one polite client alone (its uncontended latency)
-  fair, fifo  one greedy client (64 THINKs pipelined on one connection,
+  fair, fair-noant, fifo
+              one greedy client (64 THINKs pipelined on one connection,
               refilled as replies arrive) and 3 polite clients (one THINK at
-              a time each), --fair-seconds, under --llm-scheduler fair / fifo.
+              a time each), --fair-seconds, under --llm-scheduler fair (with
+              the kernel's default anticipation, or --anticipation-ms),
+              fair with anticipation off (AGENTOS_LLM_ANTICIPATION_MS=0;
+              --no-anticipation-contrast skips it; a kernel that predates
+              anticipation ignores it) and fifo. The kernel's LLM stats
+              (HELLO) after each run give the holds granted and used.
 "Agents" are operator connections: the kernel makes each connection its own
 scheduling flow, exactly as it does for each spawned agent.
 """
@@ -49,6 +56,7 @@ from pathlib import Path
 MAGIC = 0x41474E54
 HEADER = struct.Struct("<IIBQ")
 OP_THINK = 0x01
+OP_HELLO = 0xFE
 MODEL = "gemini-2.0-flash"
 PROMPT = "Say something short."
 # What the kernel's Gemini provider sends for a plain-text THINK of PROMPT.
@@ -56,7 +64,8 @@ GEMINI_BODY = json.dumps({"contents": [{"role": "user", "parts": [{"text": PROMP
 GEMINI_PATH = f"/v1beta/models/{MODEL}:generateContent"
 LLM_ENV_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL",
                 "GEMINI_BASE_URL", "AGENTOS_LLM_PROVIDER", "AGENTOS_LLM_BASE_URL",
-                "AGENTOS_LLM_MODEL", "AGENTOS_LLM_SCHEDULER", "AGENTOS_SOCKET")
+                "AGENTOS_LLM_MODEL", "AGENTOS_LLM_SCHEDULER", "AGENTOS_LLM_ANTICIPATION_MS",
+                "AGENTOS_SOCKET")
 WARMUP_S = 0.5  # throughput phases: calls finished before this are not counted
 
 
@@ -102,6 +111,15 @@ class ThinkConn:
     def think(self):
         self.send()
         return self.recv()
+
+    def hello(self):
+        self.sock.sendall(HEADER.pack(MAGIC, 0, OP_HELLO, 0))
+        self._fill(HEADER.size)
+        _, _, opcode, size = HEADER.unpack_from(self.buf)
+        self._fill(HEADER.size + size)
+        payload = bytes(self.buf[HEADER.size:HEADER.size + size])
+        del self.buf[:HEADER.size + size]
+        return json.loads(payload)
 
     def close(self):
         self.sock.close()
@@ -162,11 +180,12 @@ class Fake:
 
 
 class Kernel:
-    def __init__(self, binary, fake_port, args):
+    def __init__(self, binary, fake_port, args, extra_env=None):
         self.tmp = Path(tempfile.mkdtemp(prefix="agentos-llm-"))
         self.socket = str(self.tmp / "k.sock")
         env = {k: v for k, v in os.environ.items() if k not in LLM_ENV_VARS}
         env.update(GEMINI_API_KEY="fake", GEMINI_BASE_URL=f"http://127.0.0.1:{fake_port}")
+        env.update(extra_env or {})
         self.log = open(self.tmp / "kernel.log", "wb")
         self.proc = subprocess.Popen(
             [str(binary), "--socket", self.socket, "--state-dir", str(self.tmp / "state"),
@@ -178,6 +197,13 @@ class Kernel:
                 self.stop()
                 raise RuntimeError("kernel did not start: " + self.log_tail())
             time.sleep(0.02)
+
+    def llm_stats(self):
+        conn = ThinkConn(self.socket)
+        try:
+            return conn.hello().get("llm", {})
+        finally:
+            conn.close()
 
     def log_tail(self):
         return (self.tmp / "kernel.log").read_text(errors="replace")[-2000:]
@@ -355,22 +381,37 @@ def jain(xs):
     return sum(xs) ** 2 / (len(xs) * sum(x * x for x in xs)) if any(xs) else float("nan")
 
 
-def fairness_run(args, fake, scheduler, polite, greedy_depth, seconds):
+# name -> (--llm-scheduler, extra kernel environment)
+def variants(args):
+    fair_env = {} if args.anticipation_ms is None else {"AGENTOS_LLM_ANTICIPATION_MS": str(args.anticipation_ms)}
+    v = {"fair": ("fair", fair_env)}
+    if not args.no_anticipation_contrast:
+        v["fair-noant"] = ("fair", {"AGENTOS_LLM_ANTICIPATION_MS": "0"})
+    v["fifo"] = ("fifo", {})
+    return v
+
+
+def fairness_run(args, fake, variant, polite, greedy_depth, seconds):
+    """Summaries of the clients (greedy first) and the kernel's LLM stats."""
+    scheduler, env = variants(args)[variant]
     k = Kernel(args.kernel, fake.port, ["--llm-max-inflight", str(args.max_inflight),
-                                        "--llm-scheduler", scheduler])
+                                        "--llm-scheduler", scheduler], env)
     try:
         recs, begin, end = run_clients(k.socket, polite, greedy_depth, seconds)
+        stats = k.llm_stats()
     finally:
         k.stop()
-    return [summarize(r, begin, end) for r in recs]
+    return [summarize(r, begin, end) for r in recs], stats
 
 
 def part_fairness(args, fake):
     fake.control(reset=True, latency_ms=args.latency_ms, jitter_ms=args.jitter_ms)
-    out = {"solo": fairness_run(args, fake, "fair", 1, 0, args.solo_seconds)[0]}
-    for sched in ("fair", "fifo"):
-        rows = fairness_run(args, fake, sched, args.polite, args.greedy_depth, args.fair_seconds)
-        out[sched] = {"greedy": rows[0], "polite": rows[1:]}
+    # Solo under the variant with the fewest knobs: one flow never contends.
+    rows, _ = fairness_run(args, fake, "fair", 1, 0, args.solo_seconds)
+    out = {"solo": rows[0]}
+    for name in variants(args):
+        rows, stats = fairness_run(args, fake, name, args.polite, args.greedy_depth, args.fair_seconds)
+        out[name] = {"greedy": rows[0], "polite": rows[1:], "kernel_llm": stats}
     return out
 
 
@@ -403,7 +444,8 @@ def report_fairness(f, fair_share):
     print(f"| (alone) | polite | {solo['rps']:.1f} | {solo['rps'] / fair_share:.2f} | {solo['p50']:.1f} | "
           f"{solo['p95']:.1f} | {solo['queue_p50']:.1f} | {solo['errors']} |")
     summary = {}
-    for sched in ("fair", "fifo"):
+    scheds = [name for name in f if name != "solo"]
+    for sched in scheds:
         rows = [("greedy", f[sched]["greedy"])] + [(f"polite {i + 1}", p) for i, p in enumerate(f[sched]["polite"])]
         for name, row in rows:
             print(f"| {sched} | {name} | {row['rps']:.1f} | {row['rps'] / fair_share:.2f} | {row['p50']:.1f} | "
@@ -429,6 +471,12 @@ def report_fairness(f, fair_share):
         print(f"| {sched} | {s['total_rps']:.1f} | {s['polite_share']:.2f} | {s['jain_polite']:.3f} | "
               f"{s['jain_all']:.3f} | {s['p95_over_solo_p50']:.2f}x | {s['p95_over_solo_p95']:.2f}x |")
     print()
+    for sched in scheds:
+        llm = f[sched].get("kernel_llm", {})
+        print(f"kernel {sched}: anticipation_ms {llm.get('anticipation_ms', 'n/a')}, holds granted "
+              f"{llm.get('anticipated', 'n/a')}, used {llm.get('anticipation_hits', 'n/a')}, "
+              f"completed {llm.get('completed', 'n/a')}")
+    print()
     return summary
 
 
@@ -451,6 +499,10 @@ def main(argv):
     p.add_argument("--polite", type=int, default=3)
     p.add_argument("--fair-seconds", type=float, default=20)
     p.add_argument("--solo-seconds", type=float, default=5)
+    p.add_argument("--anticipation-ms", type=float, default=None,
+                   help="AGENTOS_LLM_ANTICIPATION_MS for the 'fair' runs (default: the kernel's)")
+    p.add_argument("--no-anticipation-contrast", action="store_true",
+                   help="skip the fair run with anticipation off")
     p.add_argument("--skip-overhead", action="store_true")
     p.add_argument("--skip-fairness", action="store_true")
     p.add_argument("--json", type=Path, help="also write the raw results here")

@@ -8,8 +8,9 @@
 # Builds nothing: build the agentos_kernel target first. llm_bench.py starts
 # one fake server and a private kernel per configuration (temp dirs, Gemini
 # provider pointed at the fake, GEMINI_API_KEY=fake) and stops them by pid.
-# Takes about 75 s with the defaults. Client, fake and kernel share the
-# machine's cores (no pinning); the fake is a threaded Python server.
+# Takes about 100 s with the defaults (fairness under fair, fair without
+# anticipation, and fifo). Client, fake and kernel share the machine's cores
+# (no pinning); the fake is a threaded Python server.
 set -euo pipefail
 
 if [[ $# -lt 1 || ! -d $1 ]]; then

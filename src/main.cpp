@@ -172,6 +172,13 @@ void add_llm_options(CLI::App& app, CommandLine& cl, const KernelConfig& d) {
       "fair (token-fair queuing) or fifo (env AGENTOS_LLM_SCHEDULER)")
       ->check(CLI::IsMember({"fair", "fifo"}))
       ->default_str(d.llm.scheduler);
+  add_setting<double>(
+      app, cl, "--llm-anticipation-ms",
+      [](KernelConfig& c, const double& v) { c.llm.anticipation_ms = v; },
+      "fair scheduler: ms a freed slot is held for its flow's next request (0: off; env "
+      "AGENTOS_LLM_ANTICIPATION_MS)")
+      ->check(CLI::Range(0.0, 100.0))
+      ->default_str(fmt::format("{}", d.llm.anticipation_ms));
 }
 
 // Defaults, then the config file, then the environment, then the flags.

@@ -53,6 +53,8 @@ class HttpClient {
   explicit HttpClient(Reactor& reactor);
   static int on_socket(CURL* easy, curl_socket_t s, int what, void* self, void* socketp);
   static int on_timer(CURLM* multi, long timeout_ms, void* self);
+  void set_timer(long timeout_ms);
+  void timeout_now(uint64_t generation);
   static void configure(Transfer& t, const HttpRequest& request);
   void watch_socket(curl_socket_t s, int what);
   void socket_action(curl_socket_t s, int ev_bitmask);
@@ -63,8 +65,12 @@ class HttpClient {
   std::unique_ptr<CURLM, MultiDeleter> multi_;
   std::unordered_map<curl_socket_t, FdWatch> sockets_;
   Timer timer_;
+  uint64_t timer_generation_ = 0;  // bumped by every CURLMOPT_TIMERFUNCTION call
+  bool in_deferred_timeout_ = false;
   std::unordered_map<uint64_t, std::unique_ptr<Transfer>> transfers_;
   uint64_t next_id_ = 1;
+  // Deferred tasks hold a weak_ptr to this: they may outlive the client.
+  std::shared_ptr<char> alive_ = std::make_shared<char>();
 };
 
 }  // namespace agentos::llm

@@ -1,6 +1,7 @@
 #include "llm/llm_config.hpp"
 
 #include <charconv>
+#include <fmt/format.h>
 #include <cmath>
 #include <string_view>
 #include <type_traits>
@@ -44,6 +45,7 @@ Result<void> read_limits(const Getenv& g, LlmConfig& c) {
   AOS_TRY_VOID(read_number(g, "AGENTOS_LLM_QUEUE_TIMEOUT_S", c.queue_timeout_s));
   AOS_TRY_VOID(read_number(g, "AGENTOS_LLM_MAX_RETRIES", c.max_retries));
   AOS_TRY_VOID(read_number(g, "AGENTOS_LLM_RETRY_BUDGET_S", c.retry_budget_s));
+  AOS_TRY_VOID(read_number(g, "AGENTOS_LLM_ANTICIPATION_MS", c.anticipation_ms));
   if (const char* s = g("AGENTOS_LLM_SCHEDULER"); s && *s) c.scheduler = s;
   return {};
 }
@@ -97,6 +99,11 @@ Result<void> LlmConfig::validate() const {
   for (double v : {rpm, tpm, retry_budget_s, backoff_base_s, backoff_max_s}) {
     if (!finite_non_negative(v)) return make_error("LLM rate/retry limits must be finite and >= 0");
   }
+  // A hold is meant to cover a caller's reply-to-next-request round trip;
+  // seconds of idle slots would only waste capacity.
+  if (!finite_non_negative(anticipation_ms) || anticipation_ms > kMaxAnticipationMs) {
+    return make_error(fmt::format("LLM anticipation_ms must be between 0 and {:g}", kMaxAnticipationMs));
+  }
   if (!(timeout_s > 0) || !(queue_timeout_s > 0)) {
     return make_error("LLM timeout_s and queue_timeout_s must be > 0");
   }
@@ -114,6 +121,7 @@ nlohmann::json LlmConfig::describe() const {
           {"timeout_s", timeout_s},
           {"max_queue_per_flow", max_queue_per_flow},
           {"scheduler", scheduler},
+          {"anticipation_ms", anticipation_ms},
           {"queue_timeout_s", queue_timeout_s},
           {"max_retries", max_retries},
           {"retry_budget_s", retry_budget_s}};

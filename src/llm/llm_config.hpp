@@ -24,6 +24,10 @@ struct LlmConfig {
   /// "fair" (token-fair queuing between flows) or "fifo" (arrival order
   /// across all flows; for comparison in benchmarks).
   std::string scheduler = "fair";
+  /// Fair mode: how long a slot freed by a flow with nothing queued is held
+  /// for that flow's next request while others wait (Scheduler file
+  /// comment); 0 turns it off.
+  double anticipation_ms = 2;
   double queue_timeout_s = 120;
   unsigned max_retries = 4;
   double retry_budget_s = 60;  ///< no retry starts later than this after the first attempt
@@ -34,13 +38,15 @@ struct LlmConfig {
   static constexpr const char* kOpenAiDefaultUrl = "https://api.openai.com/v1";
   static constexpr const char* kGeminiDefaultModel = "gemini-2.0-flash";
   static constexpr const char* kOpenAiDefaultModel = "gpt-4o-mini";
+  static constexpr double kMaxAnticipationMs = 100;
 
   /// Reads GEMINI_API_KEY, GOOGLE_API_KEY, OPENAI_API_KEY,
   /// AGENTOS_LLM_PROVIDER, AGENTOS_LLM_MODEL, GEMINI_BASE_URL,
   /// OPENAI_BASE_URL and the numeric knobs AGENTOS_LLM_MAX_INFLIGHT, _RPM,
   /// _TPM, _TIMEOUT_S, _MAX_QUEUE, _QUEUE_TIMEOUT_S, _MAX_RETRIES,
-  /// _RETRY_BUDGET_S. Without AGENTOS_LLM_PROVIDER the provider follows the
-  /// key that is present (Gemini first). Fails on an unparsable number.
+  /// _RETRY_BUDGET_S, _ANTICIPATION_MS and AGENTOS_LLM_SCHEDULER. Without
+  /// AGENTOS_LLM_PROVIDER the provider follows the key that is present
+  /// (Gemini first). Fails on an unparsable number.
   static Result<LlmConfig> from_env(const std::function<const char*(const char*)>& getenv_fn);
 
   /// Checks provider name, URL scheme and limits; the error says what to fix.

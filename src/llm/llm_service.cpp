@@ -18,7 +18,8 @@ std::chrono::nanoseconds seconds(double s) {
 }
 
 SchedulerLimits scheduler_limits(const LlmConfig& c) {
-  return {c.max_inflight, c.rpm, c.tpm, c.max_queue_per_flow, seconds(c.queue_timeout_s), c.scheduler == "fair"};
+  return {c.max_inflight, c.rpm, c.tpm, c.max_queue_per_flow, seconds(c.queue_timeout_s), c.scheduler == "fair",
+          seconds(c.anticipation_ms / 1000)};
 }
 
 RetryPolicy retry_policy(const LlmConfig& c) {

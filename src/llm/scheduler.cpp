@@ -69,8 +69,9 @@ Result<void> Scheduler::enqueue(RequestId id, FlowId flow, uint64_t connection, 
 PollResult Scheduler::poll(TimePoint now) {
   PollResult out;
   expire(now, out.rejected);
+  claim_holds(now, out);
   std::optional<TimePoint> global_block;
-  while (inflight_ < limits_.max_inflight && now >= paused_until_) {
+  while (free_slots() > 0 && now >= paused_until_) {
     Flow* f = pick(now, out.rejected);
     if (f == nullptr) break;
     Entry& head = entries_.at(f->queue.front());
@@ -106,14 +107,78 @@ void Scheduler::expire(TimePoint now, std::vector<Rejection>& rejected) {
   }
 }
 
+void Scheduler::maybe_hold(FlowId id, Flow& f, TimePoint now) {
+  if (!limits_.fair || limits_.anticipation <= std::chrono::nanoseconds::zero()) return;
+  if (f.hold_until || !f.queue.empty()) return;
+  // Nothing to protect when nobody else would take the slot; no right to it
+  // when a waiting flow is behind where this flow's last request started;
+  // no use when the flow could not send its next request anyway.
+  if (!others_waiting(id, now) || undercut(id, f, now) || !f.rpm.can_take(1, now)) return;
+  if (f.limits.token_budget > 0 && f.used_tokens + f.reserved_tokens >= f.limits.token_budget) return;
+  f.hold_until = now + limits_.anticipation;
+  ++held_;
+  count(f, [](Counters& c) { ++c.anticipated; });
+}
+
+void Scheduler::claim_holds(TimePoint now, PollResult& out) {
+  if (held_ == 0) return;
+  for (auto& [flow_id, f] : flows_) {
+    if (!f.hold_until) continue;
+    if (now >= *f.hold_until || undercut(flow_id, f, now)) {
+      drop_hold(f);
+      continue;
+    }
+    if (f.queue.empty() || now < paused_until_) continue;
+    // The flow is back: it uses the held slot now or competes like everyone.
+    drop_hold(f);
+    Entry& head = entries_.at(f.queue.front());
+    if (!budget_allows(f, head) || !flow_may_send(f, head, now) || !global_may_send(head, now)) continue;
+    count(f, [](Counters& c) { ++c.anticipation_hits; });
+    dispatch(f, head, now);
+    out.dispatch.push_back(head.id);
+  }
+}
+
+void Scheduler::drop_hold(Flow& f) {
+  if (!f.hold_until) return;
+  f.hold_until.reset();
+  --held_;
+}
+
+bool Scheduler::others_waiting(FlowId id, TimePoint now) const {
+  for (const auto& [other_id, other] : flows_) {
+    if (other_id == id || other.queue.empty()) continue;
+    if (flow_may_send(other, entries_.at(other.queue.front()), now)) return true;
+  }
+  return false;
+}
+
+bool Scheduler::undercut(FlowId id, const Flow& f, TimePoint now) const {
+  const double started_at = f.counter - f.last_charge;
+  for (const auto& [other_id, other] : flows_) {
+    if (other_id == id || other.queue.empty() || !(other.counter < started_at)) continue;
+    if (flow_may_send(other, entries_.at(other.queue.front()), now)) return true;
+  }
+  return false;
+}
+
+unsigned Scheduler::free_slots() const {
+  const unsigned used = inflight_ + held_;
+  return used < limits_.max_inflight ? limits_.max_inflight - used : 0;
+}
+
+bool Scheduler::budget_allows(const Flow& f, const Entry& head) const {
+  const uint64_t budget = f.limits.token_budget;
+  return budget == 0 || f.used_tokens + f.reserved_tokens + head.est <= budget;
+}
+
 Scheduler::Flow* Scheduler::pick(TimePoint now, std::vector<Rejection>& rejected) {
   Flow* best = nullptr;
   const Entry* best_head = nullptr;
   for (auto& [flow_id, f] : flows_) {
     while (!f.queue.empty()) {
       const Entry& head = entries_.at(f.queue.front());
-      const uint64_t budget = f.limits.token_budget;
-      if (budget == 0 || f.used_tokens + f.reserved_tokens + head.est <= budget) break;
+      if (budget_allows(f, head)) break;
       rejected.push_back({head.id, budget_reason(f, head)});
       count(f, [](Counters& c) { ++c.errors; });
       f.queue.pop_front();
@@ -190,6 +255,7 @@ RequestTiming Scheduler::complete(RequestId id, const Usage& usage, TimePoint no
   if (actual == 0) actual = e.est;  // provider reported nothing: keep the estimate
   const double delta = static_cast<double>(actual) - static_cast<double>(e.est);
   f.counter += delta / f.limits.weight;
+  f.last_charge = static_cast<double>(actual) / f.limits.weight;
   for (TokenBucket* b : {&tpm_, &f.tpm}) b->charge(delta, now);
   release_slot(f, e);
   f.used_tokens += actual;
@@ -199,7 +265,10 @@ RequestTiming Scheduler::complete(RequestId id, const Usage& usage, TimePoint no
     c.completion_tokens += usage.completion_tokens;
     c.provider_time += now - e.dispatched;
   });
-  return finish(id, now);
+  const FlowId flow = e.flow;
+  RequestTiming t = finish(id, now);
+  maybe_hold(flow, f, now);  // after finish(): the entry no longer counts
+  return t;
 }
 
 RequestTiming Scheduler::fail(RequestId id, TimePoint now) {
@@ -256,6 +325,7 @@ std::vector<RequestId> Scheduler::cancel_flow(FlowId flow) {
   std::vector<RequestId> ids;
   auto it = flows_.find(flow);
   if (it == flows_.end()) return ids;
+  drop_hold(it->second);
   for (auto e = entries_.begin(); e != entries_.end();) {
     if (e->second.flow != flow) {
       ++e;
@@ -276,9 +346,10 @@ std::optional<TimePoint> Scheduler::next_wake(TimePoint now, std::optional<TimeP
     t = std::max(t, now + std::chrono::milliseconds(1));  // never spin on "now"
     if (!wake || t < *wake) wake = t;
   };
-  const bool slots_free = inflight_ < limits_.max_inflight;
+  const bool slots_free = free_slots() > 0;
   for (const auto& [flow_id, f] : flows_) {
     for (RequestId id : f.queue) consider(entries_.at(id).deadline);
+    if (f.hold_until) consider(*f.hold_until);  // then the held slot goes to others
     if (f.queue.empty() || !slots_free) continue;
     const Entry& head = entries_.at(f.queue.front());
     TimePoint ready = std::max({head.not_before, paused_until_, f.rpm.available_at(1, now),
@@ -301,7 +372,7 @@ std::string Scheduler::blocked_reason(const Flow& f, const Entry& head, TimePoin
   if (now < paused_until_) {
     return fmt::format("provider rate-limited us (HTTP 429), paused for {:.1f} s more", to_s(paused_until_ - now));
   }
-  if (inflight_ >= limits_.max_inflight) {
+  if (free_slots() == 0) {
     return fmt::format("all in-flight slots busy (max_inflight={})", limits_.max_inflight);
   }
   if (!f.rpm.can_take(1, now)) return fmt::format("agent request rate limit (rpm={:g})", f.limits.rpm);
@@ -316,7 +387,8 @@ json Scheduler::Counters::to_json() const {
           {"errors", errors},             {"retries", retries},
           {"cancelled", cancelled},       {"prompt_tokens", prompt_tokens},
           {"completion_tokens", completion_tokens}, {"queue_ms_total", to_ms(queue_time)},
-          {"provider_ms_total", to_ms(provider_time)}};
+          {"provider_ms_total", to_ms(provider_time)}, {"anticipated", anticipated},
+          {"anticipation_hits", anticipation_hits}};
 }
 
 json Scheduler::flow_stats(FlowId flow) const {
@@ -345,6 +417,8 @@ json Scheduler::stats(TimePoint now) const {
   j["queued"] = queued();
   j["inflight"] = inflight_;
   j["max_inflight"] = limits_.max_inflight;
+  j["held"] = held_;
+  j["anticipation_ms"] = to_ms(limits_.anticipation);
   j["flows"] = flows_.size();
   j["paused_for_ms"] = now < paused_until_ ? json(to_ms(paused_until_ - now)) : json(nullptr);
   return j;

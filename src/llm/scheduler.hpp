@@ -9,6 +9,22 @@
 // A flow that becomes backlogged again is lifted to the smallest counter of
 // the flows already waiting (or to the last dispatched counter), so idling
 // never banks credit. Requests already dispatched are never pre-empted.
+//
+// Anticipation (CFQ's slice_idle, Iyer & Druschel's anticipatory disk
+// scheduler): a closed-loop caller with one request outstanding is never
+// backlogged at the moment its slot frees, so a purely work-conserving
+// scheduler hands that slot to a greedy flow and the caller's next request,
+// arriving a moment later, waits a whole service time. So when a request
+// completes for a flow whose queue is then empty, while another flow is
+// waiting and none of the waiting flows is behind it in virtual time, the
+// slot is held for that flow for `anticipation`; its next request takes it
+// at once. "Not behind" is judged at the start of the flow's last request
+// (its counter minus that request's charge): a flow less than one request
+// ahead of everyone waiting may keep its slot, which stays within the
+// one-request lead VTC itself allows a backlogged flow, and lets the lead
+// never grow past that. The hold ends early when a waiting flow falls below
+// that mark; it never starts when nobody else is waiting (nothing to
+// protect) or when the flow could not send anyway.
 #pragma once
 
 #include <chrono>
@@ -45,6 +61,9 @@ struct SchedulerLimits {
   unsigned max_queue_per_flow = 64;
   std::chrono::nanoseconds queue_timeout = std::chrono::seconds(120);
   bool fair = true;  ///< false: plain FIFO across flows (benchmark contrast)
+  /// How long a completed flow's slot is held for its next request (see
+  /// the file comment); 0 disables it. Only in fair mode.
+  std::chrono::nanoseconds anticipation{0};
 };
 
 struct Rejection {
@@ -95,6 +114,8 @@ class Scheduler {
   [[nodiscard]] nlohmann::json stats(TimePoint now) const;
   [[nodiscard]] size_t queued() const;
   [[nodiscard]] size_t inflight() const { return inflight_; }
+  /// Slots currently held for an anticipated request.
+  [[nodiscard]] size_t held() const { return held_; }
   [[nodiscard]] bool is_inflight(RequestId id) const;
   /// The flow's virtual token counter (for tests and stats).
   [[nodiscard]] double virtual_tokens(FlowId flow) const;
@@ -112,6 +133,7 @@ class Scheduler {
   struct Counters {
     uint64_t requests = 0, completed = 0, errors = 0, retries = 0, cancelled = 0;
     uint64_t prompt_tokens = 0, completion_tokens = 0;
+    uint64_t anticipated = 0, anticipation_hits = 0;  ///< holds granted / used by the flow's next request
     std::chrono::nanoseconds queue_time{0}, provider_time{0};
     [[nodiscard]] nlohmann::json to_json() const;
   };
@@ -122,12 +144,21 @@ class Scheduler {
     std::deque<RequestId> queue;
     unsigned inflight = 0;
     uint64_t used_tokens = 0, reserved_tokens = 0;
+    std::optional<TimePoint> hold_until;  ///< a slot is held for this flow until then
+    double last_charge = 0;               ///< what its last completed request added to `counter`
     Counters stats;
   };
 
   Flow& flow_for(FlowId id, TimePoint now);
   void lift_counter(FlowId id, Flow& f);
   void expire(TimePoint now, std::vector<Rejection>& rejected);
+  void maybe_hold(FlowId id, Flow& f, TimePoint now);
+  void claim_holds(TimePoint now, PollResult& out);
+  void drop_hold(Flow& f);
+  [[nodiscard]] bool others_waiting(FlowId id, TimePoint now) const;
+  [[nodiscard]] bool undercut(FlowId id, const Flow& f, TimePoint now) const;
+  [[nodiscard]] unsigned free_slots() const;
+  [[nodiscard]] bool budget_allows(const Flow& f, const Entry& head) const;
   Flow* pick(TimePoint now, std::vector<Rejection>& rejected);
   bool flow_may_send(const Flow& f, const Entry& head, TimePoint now) const;
   bool global_may_send(const Entry& head, TimePoint now) const;
@@ -149,6 +180,7 @@ class Scheduler {
   std::map<FlowId, Flow> flows_;  // ordered: deterministic tie-breaks
   std::unordered_map<RequestId, Entry> entries_;
   unsigned inflight_ = 0;
+  unsigned held_ = 0;  // flows with hold_until set
   double floor_ = 0;  // counter of the last dispatch, for lifting idle flows
   TimePoint paused_until_{};
   Counters totals_;

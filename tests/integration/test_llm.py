@@ -346,7 +346,7 @@ def test_agent_token_budget_refuses_once_used_while_operator_is_served(fake, ker
             log = Path(k.state_dir) / "logs" / f"budget-{agent_id}.log"
             text = wait_for(lambda: log.exists() and "DONE" in log.read_text() and log.read_text(),
                             AGENT_TIMEOUT_S, interval=0.1, what=f"DONE in {log}")
-            replies = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+            replies = [json.loads(line) for line in agent_stdout(text) if line.startswith("{")]
             served = [r for r in replies if not r.get("error")]
             refused = [r for r in replies if r.get("error")]
             assert served and all(r["tokens"] == 20 for r in served), text
@@ -362,6 +362,18 @@ def test_agent_token_budget_refuses_once_used_while_operator_is_served(fake, ker
             assert op.get("error") is None and op["content"] == "echo: operator question", op
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def agent_stdout(log_text):
+    """The agent's stdout lines from its kernel log file, where each line is
+    `<UTC timestamp> <stdout|stderr> <text>` (docs/PROTOCOL.md, LOGS)."""
+    for line in log_text.splitlines():
+        parts = line.split(" ", 2)
+        if len(parts) == 3 and parts[1] in ("stdout", "stderr"):
+            if parts[1] == "stdout":
+                yield parts[2]
+        else:
+            yield line
 
 
 # == (6) pipelining ============================================================

@@ -71,5 +71,22 @@ TEST(LlmConfig, DescribeNeverShowsTheKey) {
   EXPECT_EQ(c->describe()["key_set"], true);
 }
 
+TEST(LlmConfig, AnticipationFromEnvAndItsBounds) {
+  auto dflt = from({{"GEMINI_API_KEY", "g"}});
+  EXPECT_DOUBLE_EQ(dflt->anticipation_ms, 2.0);
+  auto c = from({{"GEMINI_API_KEY", "g"}, {"AGENTOS_LLM_ANTICIPATION_MS", "0.5"}});
+  ASSERT_TRUE(c);
+  EXPECT_DOUBLE_EQ(c->anticipation_ms, 0.5);
+  EXPECT_TRUE(c->validate());
+  EXPECT_EQ(c->describe()["anticipation_ms"], 0.5);
+  EXPECT_TRUE(from({{"GEMINI_API_KEY", "g"}, {"AGENTOS_LLM_ANTICIPATION_MS", "0"}})->validate());  // off
+  EXPECT_FALSE(from({{"GEMINI_API_KEY", "g"}, {"AGENTOS_LLM_ANTICIPATION_MS", "-1"}}));
+  auto long_hold = from({{"GEMINI_API_KEY", "g"}, {"AGENTOS_LLM_ANTICIPATION_MS", "250"}});
+  ASSERT_TRUE(long_hold);
+  auto invalid = long_hold->validate();
+  ASSERT_FALSE(invalid);
+  EXPECT_NE(invalid.error().message().find("anticipation_ms must be between 0 and 100"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace agentos::llm
