@@ -270,7 +270,11 @@ class Planner {
     for (const char* node : kDevNodes) {
       std::string path = std::string("/dev/") + node;
       if (::access(host(path).c_str(), F_OK) < 0) continue;
-      bind(path, path, false, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
+      // The node is the host's own inode: a writable bind would let the
+      // agent change its times (utimensat needs only write permission,
+      // which /dev/null grants everyone). Read-only stops that, and never
+      // stops I/O: a device is written through its driver, not the mount.
+      bind(path, path, false, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
       plan_.summary["dev"].push_back(node);
     }
     symlink("/dev/fd", "/proc/self/fd");

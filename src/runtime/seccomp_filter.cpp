@@ -1,11 +1,14 @@
 #include "runtime/seccomp_filter.hpp"
 
 #include <linux/audit.h>
+#include <linux/netlink.h>
 #include <linux/seccomp.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -141,32 +144,99 @@ constexpr uint32_t native_audit_arch() {
 #endif
 }
 
-std::vector<sock_filter> personality_filter() {
-  // Low 32 bits of args[0]: personality(2) takes an unsigned int, and a
-  // caller may leave garbage in the upper half of the register.
-  constexpr uint32_t arg0_low =
-      offsetof(seccomp_data, args[0]) + (__BYTE_ORDER == __LITTLE_ENDIAN ? 0 : 4);
-  // Allowed: PER_LINUX (0), PER_LINUX32 (8), UNAME26 (0x20000), both, and
-  // 0xffffffff (query). Forbidden: ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC, ...
-  return {
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, native_audit_arch(), 1, 0),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),  // foreign arch: the deny list kills it
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_personality, 1, 0),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, arg0_low),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x0, 5, 0),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x8, 4, 0),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x20000, 3, 0),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x20008, 2, 0),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0xffffffff, 1, 0),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-  };
+// Where the kernel reads an int or unsigned int argument: the low half of its
+// 64-bit slot. A caller may leave garbage in the upper half of the register,
+// so comparing all 64 bits would let a flag hide behind it.
+constexpr uint32_t arg_low(int n) {
+  return static_cast<uint32_t>(offsetof(seccomp_data, args) + 8 * static_cast<size_t>(n)) +
+         (__BYTE_ORDER == __LITTLE_ENDIAN ? 0 : 4);
 }
 
-bool load(const std::vector<sock_filter>& filter, const char* what, ChildError& err) {
+constexpr sock_filter load(uint32_t offset) { return BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offset); }
+constexpr sock_filter jeq(uint32_t k, uint8_t jt, uint8_t jf = 0) {
+  return BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, k, jt, jf);
+}
+constexpr sock_filter ret(uint32_t action) { return BPF_STMT(BPF_RET | BPF_K, action); }
+constexpr uint32_t kAllow = SECCOMP_RET_ALLOW;
+constexpr uint32_t kEperm = SECCOMP_RET_ERRNO | EPERM;
+constexpr uint32_t kNoFamily = SECCOMP_RET_ERRNO | EAFNOSUPPORT;
+constexpr uint32_t kNoProtocol = SECCOMP_RET_ERRNO | EPROTONOSUPPORT;
+
+// personality(): allowed are PER_LINUX (0), PER_LINUX32 (8), UNAME26
+// (0x20000), both, and 0xffffffff (query). Forbidden: ADDR_NO_RANDOMIZE,
+// READ_IMPLIES_EXEC, MMAP_PAGE_ZERO, ... Entered with A = the syscall
+// number; any other syscall continues after the block with A unchanged.
+void personality_block(std::vector<sock_filter>& f) {
+  f.insert(f.end(), {
+                        /*0*/ jeq(__NR_personality, 1, 0),
+                        /*1*/ BPF_JUMP(BPF_JMP | BPF_JA, 8, 0, 0),  // to the next block (10)
+                        /*2*/ load(arg_low(0)),
+                        /*3*/ jeq(0x0, 5),
+                        /*4*/ jeq(0x8, 4),
+                        /*5*/ jeq(0x20000, 3),
+                        /*6*/ jeq(0x20008, 2),
+                        /*7*/ jeq(0xffffffff, 1),
+                        /*8*/ ret(kEperm),
+                        /*9*/ ret(kAllow),
+                    });
+}
+
+// socket() and socketpair(): AF_UNIX; AF_INET and AF_INET6 for stream,
+// datagram and raw sockets of TCP, UDP, UDP-Lite, ICMP (ping) and ICMPv6;
+// AF_NETLINK for NETLINK_ROUTE. Nothing else, because:
+//  - AF_VSOCK reaches the hypervisor's host, and no network namespace
+//    confines it (network: false would mean nothing);
+//  - MPTCP, SCTP (also SOCK_SEQPACKET with protocol 0) and DCCP (SOCK_DCCP)
+//    make connections that Landlock's TCP rules do not cover;
+//  - netlink other than routing tells host events (uevents) or sockets;
+//  - the other families (crypto API, TIPC, CAN, ...) are attack surface no
+//    agent needs, and opening them may load a module on the host.
+// Errors say "not supported", as if the kernel lacked them, so libraries
+// fall back (to TCP, for MPTCP). Entered with A = the syscall number.
+void socket_block(std::vector<sock_filter>& f) {
+  f.insert(f.end(), {
+                        /* 0*/ jeq(__NR_socket, 1, 0),
+                        /* 1*/ jeq(__NR_socketpair, 0, 21),  // neither: allow (23)
+                        /* 2*/ load(arg_low(0)),             // family
+                        /* 3*/ jeq(AF_UNIX, 19),
+                        /* 4*/ jeq(AF_NETLINK, 3),
+                        /* 5*/ jeq(AF_INET, 4),
+                        /* 6*/ jeq(AF_INET6, 3),
+                        /* 7*/ ret(kNoFamily),
+                        /* 8*/ load(arg_low(2)),  // netlink protocol
+                        /* 9*/ jeq(NETLINK_ROUTE, 13, 12),
+                        /*10*/ load(arg_low(1)),  // type, with SOCK_NONBLOCK etc. above 0xf
+                        /*11*/ BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0xf),
+                        /*12*/ jeq(SOCK_STREAM, 2),
+                        /*13*/ jeq(SOCK_DGRAM, 1),
+                        /*14*/ jeq(SOCK_RAW, 0, 7),
+                        /*15*/ load(arg_low(2)),  // protocol
+                        /*16*/ jeq(0, 6),
+                        /*17*/ jeq(IPPROTO_TCP, 5),
+                        /*18*/ jeq(IPPROTO_UDP, 4),
+                        /*19*/ jeq(IPPROTO_UDPLITE, 3),
+                        /*20*/ jeq(IPPROTO_ICMP, 2),
+                        /*21*/ jeq(IPPROTO_ICMPV6, 1, 0),
+                        /*22*/ ret(kNoProtocol),
+                        /*23*/ ret(kAllow),
+                    });
+}
+
+// The checks of arguments that libseccomp cannot express (it refuses two
+// comparisons of one argument in a rule, and compares 64 bits).
+std::vector<sock_filter> argument_filter() {
+  std::vector<sock_filter> f = {
+      load(offsetof(seccomp_data, arch)),
+      jeq(native_audit_arch(), 1, 0),
+      ret(kAllow),  // foreign arch: the deny list kills it
+      load(offsetof(seccomp_data, nr)),
+  };
+  personality_block(f);
+  socket_block(f);
+  return f;
+}
+
+bool load_filter(const std::vector<sock_filter>& filter, const char* what, ChildError& err) {
   sock_fprog prog{static_cast<unsigned short>(filter.size()),
                   const_cast<sock_filter*>(filter.data())};
   if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
@@ -188,10 +258,14 @@ Result<SeccompProgram> build_seccomp_program() {
                      {"clone3", "ENOSYS (libc falls back to clone)"},
                      {"ioctl", {"TIOCSTI", "TIOCLINUX"}},
                      {"personality", "EPERM except 0, PER_LINUX32, UNAME26, 0xffffffff"},
+                     {"socket",
+                      "AF_UNIX; AF_INET/AF_INET6 stream, dgram, raw of TCP, UDP, UDP-Lite, "
+                      "ICMP, ICMPv6; AF_NETLINK NETLINK_ROUTE; else EAFNOSUPPORT or "
+                      "EPROTONOSUPPORT"},
                      {"bad_arch", "kill process"}};
   AOS_TRY_VOID(add_rules(ctx.get(), program.summary));
   program.deny_list = AOS_TRY(export_bpf(ctx.get()));
-  program.personality = personality_filter();
+  program.arguments = argument_filter();
   return program;
 }
 
@@ -204,8 +278,8 @@ Result<const SeccompProgram*> seccomp_program() {
 }
 
 bool install_seccomp(const SeccompProgram& program, ChildError& err) {
-  return load(program.personality, "personality filter", err) &&
-         load(program.deny_list, "deny list", err);
+  return load_filter(program.arguments, "argument filter", err) &&
+         load_filter(program.deny_list, "deny list", err);
 }
 
 }  // namespace agentos::runtime

@@ -23,10 +23,14 @@ struct SeccompProgram {
   /// falls back to clone, whose flags a filter can see); a foreign
   /// architecture (i386 int 0x80, x32) kills the process.
   std::vector<sock_filter> deny_list;
-  /// Hand-written: personality() with anything but the default persona,
-  /// PER_LINUX32, UNAME26 or a query answers EPERM. libseccomp cannot express
-  /// it (it refuses two comparisons of one argument in a rule).
-  std::vector<sock_filter> personality;
+  /// Hand-written, for what libseccomp cannot express (it refuses two
+  /// comparisons of one argument in a rule): personality() with anything but
+  /// the default persona, PER_LINUX32, UNAME26 or a query answers EPERM;
+  /// socket()/socketpair() outside AF_UNIX, AF_INET/AF_INET6 (TCP, UDP,
+  /// UDP-Lite, ICMP, ICMPv6) and NETLINK_ROUTE answer EAFNOSUPPORT or
+  /// EPROTONOSUPPORT (AF_VSOCK would bypass the network namespace, MPTCP and
+  /// SCTP bypass Landlock's TCP rules).
+  std::vector<sock_filter> arguments;
   nlohmann::json summary;
 };
 
