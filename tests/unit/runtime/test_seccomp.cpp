@@ -4,6 +4,9 @@
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/personality.h>
+#include <netinet/in.h>
+#include <linux/netlink.h>
+#include <sys/socket.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -90,6 +93,30 @@ TEST(Seccomp, PersonalityOnlyAllowsTheDefaultPersonas) {
             EPERM);
   EXPECT_EQ(exit_code(under_filter([] { return errno_of(::personality(0xffffffff)); })), 0);
   EXPECT_EQ(exit_code(under_filter([] { return errno_of(::personality(PER_LINUX)); })), 0);
+}
+
+// socket() is filtered by family and protocol: network namespaces do not
+// isolate vsock, and Landlock's TCP rules do not cover MPTCP.
+int socket_errno(int domain, int type, int protocol) {
+  int fd = ::socket(domain, type, protocol);
+  if (fd >= 0) {
+    ::close(fd);
+    return 0;
+  }
+  return errno;
+}
+
+TEST(Seccomp, SocketFamiliesAndProtocolsAreFiltered) {
+  auto sock = [](int d, int t, int p) { return exit_code(under_filter([=] { return socket_errno(d, t, p); })); };
+  EXPECT_EQ(sock(AF_VSOCK, SOCK_STREAM, 0), EAFNOSUPPORT);
+  EXPECT_EQ(sock(AF_ALG, SOCK_SEQPACKET, 0), EAFNOSUPPORT);
+  EXPECT_EQ(sock(AF_INET, SOCK_STREAM, 262 /* IPPROTO_MPTCP */), EPROTONOSUPPORT);
+  EXPECT_EQ(sock(AF_INET, SOCK_SEQPACKET, 0), EPROTONOSUPPORT);
+  EXPECT_EQ(sock(AF_NETLINK, SOCK_RAW, 15 /* NETLINK_KOBJECT_UEVENT */), EPROTONOSUPPORT);
+  EXPECT_EQ(sock(AF_UNIX, SOCK_STREAM, 0), 0);
+  EXPECT_EQ(sock(AF_INET, SOCK_STREAM, 0), 0);
+  EXPECT_EQ(sock(AF_INET6, SOCK_DGRAM, IPPROTO_UDP), 0);
+  EXPECT_EQ(sock(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE), 0);
 }
 
 TEST(Seccomp, TerminalInjectionIsDenied) {
