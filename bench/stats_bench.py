@@ -8,9 +8,8 @@ Starts a private kernel (root: sandboxed agents in their own cgroups), spawns
 N sleeping agents, and reads `kernel.sampler.last_pass_us` from STATS once
 per interval. Baseline, in the same run: this script reading the very same
 cgroup files of the same agents (v1: memory.{usage_in_bytes,
-max_usage_in_bytes, limit_in_bytes, failcnt, memsw.failcnt, oom_control},
-cpuacct.usage, cpu.stat, pids.current, cgroup.procs; v2: the equivalent
-files). Prints a Markdown table: per-pass time, per agent, and the share of
+max_usage_in_bytes, oom_control}, cpuacct.usage, cpu.stat, pids.current;
+v2: the files of V2Agent::stats()). Prints a Markdown table: per-pass time, per agent, and the share of
 one CPU the sampler costs at the interval.
 """
 
@@ -29,9 +28,8 @@ sys.path.insert(0, str(REPO / "tests" / "integration"))
 from kernel_harness import Kernel, wait_for  # noqa: E402
 
 SPAWN, STATS, LIST = 0x10, 0x14, 0x12
-V1_FILES = {
-    "memory": ["memory.usage_in_bytes", "memory.max_usage_in_bytes", "memory.limit_in_bytes",
-               "memory.failcnt", "memory.memsw.failcnt", "memory.oom_control", "cgroup.procs"],
+V1_FILES = {  # what V1Agent::usage() reads
+    "memory": ["memory.usage_in_bytes", "memory.max_usage_in_bytes", "memory.oom_control"],
     "cpuacct": ["cpuacct.usage"], "cpu": ["cpu.stat"], "pids": ["pids.current"],
 }
 V2_FILES = ["memory.current", "memory.peak", "memory.max", "memory.events", "cpu.stat", "pids.current",
