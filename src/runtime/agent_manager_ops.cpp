@@ -137,6 +137,8 @@ json AgentManager::list(const ipc::Caller& caller, bool all) {
   json out = json::array();
   for (auto& [id, a] : agents_) {
     if (!visible_to(*a, caller) || (!all && !a->active())) continue;
+    // Its SPAWN already failed; the record goes when the child is reaped.
+    if (a->exec_failed && a->runs == 1) continue;
     // Usage comes from the stats timer's last sample (at most one interval
     // old; exact at exit): reading every cgroup on each LIST cost ~130 µs of
     // loop time per agent.
@@ -159,6 +161,7 @@ json AgentManager::stats(const ipc::Caller& caller, const json& payload) {
   json out = json::array();
   for (auto& [id, a] : agents_) {
     if ((only && id != *only) || (!only && !all && !a->active()) || !visible_to(*a, caller)) continue;
+    if (a->exec_failed && a->runs == 1) continue;
     const auto& s = a->last_stats;
     out.push_back({{"id", id},
                    {"name", a->req.name},
