@@ -19,7 +19,7 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
   if (ec != std::errc{} || end != text.data() + text.size() || !std::isfinite(seconds) || seconds < 0) {
     return std::nullopt;
   }
-  return std::chrono::milliseconds(static_cast<int64_t>(std::ceil(seconds * 1000)));
+  return retry_delay_from_seconds(seconds);
 }
 
 std::string normalise_finish_reason(std::string_view reason) {

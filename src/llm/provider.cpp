@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 
@@ -20,6 +21,11 @@ namespace provider_detail {
 
 using nlohmann::json;
 
+std::chrono::milliseconds retry_delay_from_seconds(double seconds) {
+  constexpr double kMaxSeconds = 24 * 3600;
+  return std::chrono::milliseconds(static_cast<int64_t>(std::ceil(std::clamp(seconds, 0.0, kMaxSeconds) * 1000)));
+}
+
 std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view value, std::time_t now_wall) {
   while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
   while (!value.empty() && (value.back() == ' ' || value.back() == '\r' || value.back() == '\n')) {
@@ -30,13 +36,13 @@ std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view valu
   auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
   if (ec == std::errc{} && end == value.data() + value.size()) {
     if (!std::isfinite(seconds) || seconds < 0) return std::nullopt;
-    return std::chrono::milliseconds(static_cast<int64_t>(std::ceil(seconds * 1000)));
+    return retry_delay_from_seconds(seconds);
   }
   // curl_getdate parses the three HTTP-date formats; it wants a C string.
   const std::string text(value);
   const time_t when = curl_getdate(text.c_str(), nullptr);
   if (when == -1) return std::nullopt;
-  return std::chrono::milliseconds(std::max<int64_t>(0, (when - now_wall) * 1000));
+  return retry_delay_from_seconds(static_cast<double>(when) - static_cast<double>(now_wall));
 }
 
 FailureKind classify_status(long status) {

@@ -63,6 +63,11 @@ Result<std::unique_ptr<LlmProvider>> make_provider(const LlmConfig& config);
 // Helpers shared by the provider implementations.
 namespace provider_detail {
 
+/// A provider's requested wait in seconds (finite, >= 0) as a delay, capped
+/// at one day: nobody waits longer for one retry (the retry budget decides),
+/// and the cap keeps the conversion defined for values like 1e300.
+std::chrono::milliseconds retry_delay_from_seconds(double seconds);
+
 /// Retry-After: delta-seconds (fractions accepted) or an HTTP-date relative
 /// to `now_wall`. nullopt when absent or unparsable.
 std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view value, std::time_t now_wall);

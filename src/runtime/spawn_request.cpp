@@ -153,8 +153,10 @@ Result<void> apply_field(SpawnRequest& r, const std::string& k, const json& v) {
   } else if (k == "max_restarts") {
     r.restart.max_restarts = static_cast<uint32_t>(AOS_TRY(get_count(v, k, 10000)));
   } else if (k == "restart_window") {
-    r.restart.window = std::chrono::seconds(AOS_TRY(get_positive(v, k)));
-    if (r.restart.window > std::chrono::hours(24 * 365)) return field_error(k, "must be at most a year");
+    // Compared before the conversion: 2^63 seconds would wrap negative.
+    const uint64_t seconds = AOS_TRY(get_positive(v, k));
+    if (seconds > 365ULL * 24 * 3600) return field_error(k, "must be at most a year (31536000 s)");
+    r.restart.window = std::chrono::seconds(seconds);
   } else if (k == "restart_delay_ms") {
     r.restart.delay = std::chrono::milliseconds(AOS_TRY(get_count(v, k, 3'600'000)));
   } else if (k == "restart_max_delay_ms") {

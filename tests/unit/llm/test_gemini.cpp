@@ -154,6 +154,7 @@ TEST(Gemini, DurationsAndFinishReasons) {
   EXPECT_EQ(parse_duration("0s"), 0ms);
   EXPECT_FALSE(parse_duration("5"));
   EXPECT_FALSE(parse_duration("-1s"));
+  EXPECT_EQ(parse_duration("1e300s"), std::chrono::milliseconds(24h));  // capped, no overflow
   EXPECT_EQ(normalise_finish_reason("STOP"), "stop");
   EXPECT_EQ(normalise_finish_reason("SAFETY"), "content_filter");
   EXPECT_EQ(normalise_finish_reason("OTHER"), "other");

@@ -116,6 +116,11 @@ TEST(ProviderDetail, RetryAfterSecondsAndHttpDates) {
   // Wed, 21 Oct 2015 07:28:00 GMT = 1445412480; 30 s before that:
   EXPECT_EQ(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412450), 30000ms);
   EXPECT_EQ(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412490), 0ms);  // already past
+  // Found by fuzz_gemini_reply/fuzz_openai_reply: 1e300 s overflowed the
+  // conversion to milliseconds (undefined behaviour). Absurd waits are
+  // capped at a day; the retry budget refuses them anyway.
+  EXPECT_EQ(parse_retry_after("1e300", 0), std::chrono::milliseconds(24h));
+  EXPECT_EQ(parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", 0), std::chrono::milliseconds(24h));
 }
 
 TEST(ProviderDetail, StatusClassification) {

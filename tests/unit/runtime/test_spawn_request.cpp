@@ -72,6 +72,18 @@ TEST(SpawnRequest, ImpossibleLimits) {
   EXPECT_NE(lim({{"memory", "1G"}}).find("'limits.memory'"), std::string::npos);
 }
 
+TEST(SpawnRequest, RestartWindowBounds) {
+  auto window = [](json w) { return json{{"name", "w"}, {"script", "s"}, {"restart", "always"}, {"restart_window", w}}; };
+  auto ok = parse_spawn_request(window(31536000));
+  ASSERT_TRUE(ok.has_value()) << ok.error().message();
+  EXPECT_EQ(ok->restart.window, std::chrono::hours(24 * 365));
+  EXPECT_NE(error_of(window(31536001)).find("at most a year"), std::string::npos);
+  // Found by fuzz_spawn_request: 2^63 seconds wrapped to a negative window
+  // and passed the "at most a year" check.
+  EXPECT_NE(error_of(window(9223372036854775808ULL)).find("'restart_window'"), std::string::npos);
+  EXPECT_NE(error_of(window(18446744073709551615ULL)).find("'restart_window'"), std::string::npos);
+}
+
 TEST(SpawnRequest, AgentosEnvIsReserved) {
   EXPECT_NE(error_of(json{{"name", "w"}, {"script", "s"}, {"env", {{"AGENTOS_AGENT_ID", "1"}}}}).find("set by the kernel"),
             std::string::npos);
