@@ -7,7 +7,7 @@
 // must come where the reference finds bad magic or an oversized payload, and
 // nothing after it; whatever is left must be a frame still incomplete.
 // Payload views are checked only after the whole batch of next() calls, since
-// they must stay valid until the next feed()/prepare().
+// they must stay valid until the next feed()/prepare()/borrow()/keep_rest().
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -93,10 +93,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FrameDecoder d;
   size_t fed = 0;
   bool grown = false;
+  std::string scratch;  // the kernel's shared read buffer
   while (fed < s.stream.size() && !s.failed) {
     const size_t n = std::min(chunker.size(), s.stream.size() - fed);
-    if (chunker.next() % 2 == 0) {
+    const uint32_t mode = chunker.next() % 3;
+    if (mode == 0) {
       d.feed(s.stream.substr(fed, n));
+    } else if (mode == 1) {
+      // The kernel's path when no frame is incomplete: parse a read in
+      // place, keep the rest, then the scratch buffer is overwritten by the
+      // next read; a view still pointing into it would decode garbage.
+      scratch.assign(s.stream.substr(fed, n));
+      d.borrow(scratch);
+      fed += n;
+      FUZZ_CHECK(d.buffered() == fed - s.offset);
+      drain(d, s);
+      d.keep_rest();
+      scratch.assign(scratch.size(), '\xA5');
+      FUZZ_CHECK(d.buffered() == fed - s.offset);
+      continue;
     } else {
       // The socket path: read into prepare()'s space, asking for more than
       // arrives (a short read). Once per input, ask for 512 KiB: that grows

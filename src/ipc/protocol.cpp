@@ -25,7 +25,9 @@ T get(const std::byte*& p) {
   return v;
 }
 
-constexpr size_t kShrinkAbove = 256 * 1024;
+// A consumed buffer larger than this is given back, so that a connection
+// that once received a big frame does not keep its memory while idle.
+constexpr size_t kShrinkAbove = 16 * 1024;
 
 }  // namespace
 
@@ -58,7 +60,24 @@ void FrameDecoder::feed(std::string_view bytes) {
   commit(bytes.size());
 }
 
+void FrameDecoder::borrow(std::string_view bytes) {
+  if (buffered() != 0) {
+    feed(bytes);
+    return;
+  }
+  compact();
+  borrowed_ = bytes;
+}
+
+void FrameDecoder::keep_rest() {
+  if (!borrowed_) return;
+  const std::string_view rest = *borrowed_;
+  borrowed_.reset();
+  if (!rest.empty()) feed(rest);
+}
+
 char* FrameDecoder::prepare(size_t n) {
+  keep_rest();
   compact();
   if (buf_.size() < filled_ + n) buf_.resize(filled_ + n);
   return buf_.data() + filled_;
@@ -70,8 +89,6 @@ void FrameDecoder::compact() {
   // always when everything was consumed, else when the dead prefix dominates.
   if (pos_ == filled_) {
     filled_ = pos_ = 0;
-    // Give back the memory of a large frame once it is consumed, so an idle
-    // connection does not keep a 1 MiB buffer.
     if (buf_.size() > kShrinkAbove) std::string().swap(buf_);
   } else if (pos_ >= filled_ - pos_) {
     std::memmove(buf_.data(), buf_.data() + pos_, filled_ - pos_);
@@ -81,9 +98,10 @@ void FrameDecoder::compact() {
 }
 
 FrameDecoder::Item FrameDecoder::next() {
-  const size_t avail = filled_ - pos_;
+  const char* data = borrowed_ ? borrowed_->data() : buf_.data() + pos_;
+  const size_t avail = buffered();
   if (avail < kHeaderSize) return std::monostate{};
-  const Header h = decode_header(reinterpret_cast<const std::byte*>(buf_.data() + pos_));
+  const Header h = decode_header(reinterpret_cast<const std::byte*>(data));
   if (h.magic != kMagic) {
     return FrameError{h.opcode, fmt::format("bad magic 0x{:08x} (expected 0x{:08x})", h.magic, kMagic)};
   }
@@ -92,9 +110,13 @@ FrameDecoder::Item FrameDecoder::next() {
                                             h.payload_size, kMaxPayload)};
   }
   if (avail < kHeaderSize + h.payload_size) return std::monostate{};
-  Frame f{h.agent_id, h.opcode,
-          std::string_view(buf_.data() + pos_ + kHeaderSize, h.payload_size)};
-  pos_ += kHeaderSize + h.payload_size;
+  const size_t size = kHeaderSize + h.payload_size;
+  Frame f{h.agent_id, h.opcode, std::string_view(data + kHeaderSize, h.payload_size)};
+  if (borrowed_) {
+    borrowed_->remove_prefix(size);
+  } else {
+    pos_ += size;
+  }
   return f;
 }
 

@@ -60,31 +60,52 @@ struct FrameError {
 };
 
 /// Incremental decoder over a byte stream. Handles partial reads and
-/// several frames per read. Usage: append bytes, then call next() until it
-/// returns std::monostate (need more), and consume() each frame when done.
+/// several frames per read. Bytes come in one of two ways:
+///  - owned: feed() copies, or prepare()/commit() reads straight into the
+///    decoder's own buffer (used while a frame is incomplete);
+///  - borrowed: borrow() parses a caller's buffer in place (a read into a
+///    shared scratch buffer), so an idle connection owns no buffer at all.
+///    Before that buffer is reused, keep_rest() copies whatever was not
+///    returned as frames into the decoder.
+/// Then call next() until it returns std::monostate (need more).
 class FrameDecoder {
  public:
   using Item = std::variant<std::monostate, Frame, FrameError>;
 
-  /// Gives the decoder bytes read from the socket.
+  /// Gives the decoder bytes read from the socket (copied).
   void feed(std::string_view bytes);
   /// Space to read into directly: returns a buffer of at least `n` bytes at
   /// the end of the pending data; call commit(k) with the bytes written.
   char* prepare(size_t n);
   void commit(size_t n) { filled_ += n; }
 
+  /// Parses `bytes` in place. Only valid while nothing is buffered
+  /// (buffered() == 0); otherwise it copies, like feed().
+  void borrow(std::string_view bytes);
+  /// Copies the unreturned part of borrowed bytes into the decoder; call it
+  /// before the borrowed buffer changes. A no-op when nothing is borrowed.
+  void keep_rest();
+
   /// The next complete frame, an error, or monostate when more bytes are needed.
-  /// The returned frame's payload stays valid until the next feed()/prepare().
+  /// The returned frame's payload stays valid until the next
+  /// feed()/prepare()/borrow()/keep_rest() (and, when borrowed, as long as
+  /// the borrowed buffer).
   Item next();
 
-  /// Bytes buffered but not yet returned as frames.
-  [[nodiscard]] size_t buffered() const { return filled_ - pos_; }
+  /// Bytes buffered (owned or borrowed) but not yet returned as frames.
+  [[nodiscard]] size_t buffered() const { return borrowed_ ? borrowed_->size() : filled_ - pos_; }
+  /// Bytes of heap the decoder holds (for tests and accounting); 0 while
+  /// the buffer fits in the string itself.
+  [[nodiscard]] size_t capacity() const {
+    return buf_.capacity() > std::string().capacity() ? buf_.capacity() : 0;
+  }
 
  private:
   void compact();
   std::string buf_;
   size_t filled_ = 0;  // bytes of buf_ holding data (buf_ may be larger after prepare)
   size_t pos_ = 0;     // start of the first unreturned byte
+  std::optional<std::string_view> borrowed_;  // unreturned borrowed bytes
 };
 
 }  // namespace agentos::ipc

@@ -158,5 +158,58 @@ TEST(Protocol, PrepareCommitReadsInPlace) {
   EXPECT_EQ(d.buffered(), 0u);
 }
 
+TEST(Protocol, BorrowParsesInPlaceAndKeepsOnlyTheIncompleteTail) {
+  std::string stream;
+  append_frame(stream, 1, 0, "first");
+  append_frame(stream, 2, 0, "second");
+  const size_t whole = stream.size();
+  append_frame(stream, 3, 0, "third, cut");
+  const std::string scratch = stream.substr(0, whole + kHeaderSize + 4);
+
+  FrameDecoder d;
+  d.borrow(scratch);
+  EXPECT_EQ(d.capacity(), 0u);
+  auto a = d.next();
+  ASSERT_TRUE(std::holds_alternative<Frame>(a));
+  EXPECT_EQ(std::get<Frame>(a).payload, "first");
+  // The payload points into the borrowed buffer: nothing was copied.
+  EXPECT_GE(std::get<Frame>(a).payload.data(), scratch.data());
+  EXPECT_LT(std::get<Frame>(a).payload.data(), scratch.data() + scratch.size());
+  ASSERT_TRUE(std::holds_alternative<Frame>(d.next()));
+  EXPECT_TRUE(std::holds_alternative<std::monostate>(d.next()));
+  EXPECT_EQ(d.buffered(), kHeaderSize + 4);
+
+  d.keep_rest();  // the scratch buffer is about to be reused
+  EXPECT_EQ(d.buffered(), kHeaderSize + 4);
+  d.feed(std::string_view(stream).substr(scratch.size()));
+  auto c = d.next();
+  ASSERT_TRUE(std::holds_alternative<Frame>(c));
+  EXPECT_EQ(std::get<Frame>(c).agent_id, 3u);
+  EXPECT_EQ(std::get<Frame>(c).payload, "third, cut");
+  EXPECT_EQ(d.buffered(), 0u);
+}
+
+TEST(Protocol, BorrowAfterBufferedBytesAppendsInOrder) {
+  std::string stream;
+  append_frame(stream, 7, 0, "split across two reads");
+  FrameDecoder d;
+  d.feed(std::string_view(stream).substr(0, 5));
+  d.borrow(std::string_view(stream).substr(5));  // copies: bytes are already buffered
+  auto f = d.next();
+  ASSERT_TRUE(std::holds_alternative<Frame>(f));
+  EXPECT_EQ(std::get<Frame>(f).payload, "split across two reads");
+}
+
+TEST(Protocol, ConsumedLargeBufferIsGivenBack) {
+  std::string stream;
+  append_frame(stream, 0, 0, std::string(200 * 1024, 'x'));
+  FrameDecoder d;
+  d.feed(stream);
+  ASSERT_TRUE(std::holds_alternative<Frame>(d.next()));
+  EXPECT_GE(d.capacity(), stream.size());
+  d.borrow("");  // the next read: the consumed buffer is released first
+  EXPECT_EQ(d.capacity(), 0u);
+}
+
 }  // namespace
 }  // namespace agentos::ipc
