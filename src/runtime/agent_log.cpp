@@ -18,6 +18,14 @@ namespace {
 
 constexpr size_t kChunk = 64 << 10;  // file reads and pipe reads
 
+// Pipe reads land here, shared by every agent's log: the kernel keeps up
+// to a thousand ended records, and a 64 KiB buffer each would pin 64 MiB
+// (the soak run measured it). The kernel has one thread.
+char* pipe_scratch() {
+  static thread_local char scratch[kChunk];
+  return scratch;
+}
+
 /// "2026-11-24T10:15:02.123456Z"
 std::string format_ts(std::chrono::system_clock::time_point t) {
   const int64_t us =
@@ -153,8 +161,7 @@ AgentLog::AgentLog(Reactor& reactor, std::string path, LogOptions options, WallC
     : reactor_(reactor),
       path_(std::move(path)),
       opt_(std::move(options)),
-      clock_(clock ? std::move(clock) : WallClock(&std::chrono::system_clock::now)),
-      read_buf_(std::min(opt_.read_budget, kChunk)) {}
+      clock_(clock ? std::move(clock) : WallClock(&std::chrono::system_clock::now)) {}
 
 AgentLog::~AgentLog() = default;
 
@@ -268,17 +275,20 @@ void AgentLog::drain() {
     close_stream(*s);
   }
   finish_batch();
-  // Between runs (and for good once the agent ended) the file is not held:
-  // a kernel keeps up to a thousand ended records. The next flush reopens it.
+  // Between runs (and for good once the agent ended) neither the file nor
+  // the batch buffers are held: a kernel keeps up to a thousand ended
+  // records. The next flush reopens the file.
   file_.reset();
+  std::string().swap(batch_);
+  std::vector<size_t>().swap(batch_ends_);
 }
 
 bool AgentLog::read_some(Stream& s, size_t budget) {
   for (size_t total = 0; total < budget;) {
-    const size_t want = std::min(read_buf_.size(), budget - total);
-    const ssize_t n = ::read(s.fd.get(), read_buf_.data(), want);
+    char* buf = pipe_scratch();
+    const ssize_t n = ::read(s.fd.get(), buf, std::min(kChunk, budget - total));
     if (n > 0) {
-      take(s, std::string_view(read_buf_.data(), static_cast<size_t>(n)), format_ts(clock_()));
+      take(s, std::string_view(buf, static_cast<size_t>(n)), format_ts(clock_()));
       total += static_cast<size_t>(n);
     } else if (n == 0) {
       return false;
@@ -325,7 +335,7 @@ void AgentLog::close_stream(Stream& s) {
   s.watch.reset();  // safe from inside this watch's own callback
   s.fd.reset();
   if (!s.partial.empty()) emit(s, s.partial_ts, s.partial);
-  s.partial.clear();
+  std::string().swap(s.partial);  // give the memory back: the record may be kept for long
 }
 
 void AgentLog::emit(const Stream& s, const std::string& ts, std::string_view text) {

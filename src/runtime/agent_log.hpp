@@ -211,7 +211,6 @@ class AgentLog {
 
   std::string batch_;                // lines formatted, not yet written
   std::vector<size_t> batch_ends_;   // end of each line in batch_
-  std::vector<char> read_buf_;
   Stream out_{"stdout", {}, {}, {}, {}};
   Stream err_{"stderr", {}, {}, {}, {}};
 
