@@ -231,6 +231,35 @@ TEST_F(CgroupV2Test, ParsesStatsFromRealFormatFiles) {
   EXPECT_EQ(s->memory_limit, 0u);
 }
 
+TEST_F(CgroupV2Test, UsageReadsOnlyWhatTheSamplerNeeds) {
+  auto b = open();
+  auto cg = b->create("a", CgroupLimits{.memory_bytes = 33554432});
+  ASSERT_TRUE(cg);
+  fs::path leaf = inst() / "a";
+  put(leaf / "memory.current", "1249280\n");
+  put(leaf / "memory.peak", "2000000\n");
+  put(leaf / "memory.events", "low 0\nhigh 0\nmax 9\noom 1\noom_kill 1\n");
+  put(leaf / "cpu.stat", "usage_usec 700\nuser_usec 600\nsystem_usec 100\nnr_periods 3\nnr_throttled 2\n"
+                         "throttled_usec 450\n");
+  put(leaf / "pids.current", "5\n");
+  // The files usage() skips are made unreadable: it must not need them.
+  fs::remove(leaf / "cgroup.events");
+  fs::remove(leaf / "memory.max");
+  auto s = (*cg)->usage();
+  ASSERT_TRUE(s) << s.error().message();
+  EXPECT_EQ(s->memory_current, 1249280u);
+  EXPECT_EQ(s->memory_peak, 2000000u);
+  EXPECT_EQ(s->oom_kills, 1u);
+  EXPECT_EQ(s->cpu_usage_us, 700u);
+  EXPECT_EQ(s->nr_throttled, 2u);
+  EXPECT_EQ(s->throttled_us, 450u);
+  EXPECT_EQ(s->pids_current, 5u);
+  EXPECT_EQ(s->memory_limit, 0u);  // not read
+  // A cgroup that is gone is an error, not a sample of zeros.
+  fs::remove(leaf / "cpu.stat");
+  EXPECT_FALSE((*cg)->usage().has_value());
+}
+
 TEST_F(CgroupV2Test, WithoutMemoryPeakTracksTheLargestSample) {
   fake_->has_peak = false;
   auto b = open();
