@@ -22,7 +22,8 @@ CHECK_PHASES ?= test sanitize soak fuzz
 # Sanitizer reports go to files, so that none is lost in a log nobody reads
 # (a kernel started by a test, a child before execve); any file fails the job.
 SAN_LOGS = $(abspath $(ASAN_BUILD))/sanitizer-reports
-SAN_ENV = ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1:log_path=$(SAN_LOGS)/asan \
+SAN_ENV = AGENTOS_SANITIZED=1 \
+          ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1:log_path=$(SAN_LOGS)/asan \
           UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1:log_path=$(SAN_LOGS)/ubsan \
           LSAN_OPTIONS=log_path=$(SAN_LOGS)/lsan
 

@@ -84,7 +84,9 @@ TEST(RenderTop, HeaderLinesAndAgentRows) {
             "LLM-TOKENS\n"
             " 1   w1     RUNNING   50.0%   1MiB / 64MiB   3 / 16   5 (120ms)     0          1      "
             "     15\n");
-  for (const auto& line : {std::string_view(render_top(stats, 20))}) {
+  // (Found by ASan: the string_view used to outlive render_top's string.)
+  const std::string screen = render_top(stats, 20);
+  for (const std::string_view line : {std::string_view(screen)}) {
     size_t start = 0;
     while (start < line.size()) {
       const size_t nl = line.find('\n', start);
