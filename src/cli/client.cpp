@@ -86,38 +86,6 @@ Result<json> Client::call_json(ipc::Op op, const json& request) {
   return j;
 }
 
-std::string_view op_name(ipc::Op op) {
-  switch (op) {
-    case ipc::Op::kNoop:
-      return "NOOP";
-    case ipc::Op::kThink:
-      return "THINK";
-    case ipc::Op::kSpawn:
-      return "SPAWN";
-    case ipc::Op::kKill:
-      return "KILL";
-    case ipc::Op::kList:
-      return "LIST";
-    case ipc::Op::kLogs:
-      return "LOGS";
-    case ipc::Op::kStats:
-      return "STATS";
-    case ipc::Op::kPause:
-      return "PAUSE";
-    case ipc::Op::kResume:
-      return "RESUME";
-    case ipc::Op::kWait:
-      return "WAIT";
-    case ipc::Op::kEvents:
-      return "EVENTS";
-    case ipc::Op::kHello:
-      return "HELLO";
-    case ipc::Op::kExit:
-      return "EXIT";
-  }
-  return "?";
-}
-
 Result<json> check_reply(json reply, ipc::Op op, const std::string& socket_path) {
   const json* err = field(reply, "error");
   if (!err || err->is_null() || (err->is_string() && err->get<std::string>().empty())) return reply;

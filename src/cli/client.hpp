@@ -40,8 +40,7 @@ class Client {
   ipc::FrameDecoder decoder_;
 };
 
-/// The name of an opcode for messages ("LOGS").
-std::string_view op_name(ipc::Op op);
+using ipc::op_name;
 
 /// The reply as a success, or its {"error": "..."} as an Error. An "unknown
 /// opcode" error becomes "the kernel at PATH does not support LOGS (...)".

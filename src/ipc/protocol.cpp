@@ -31,6 +31,25 @@ constexpr size_t kShrinkAbove = 16 * 1024;
 
 }  // namespace
 
+std::string_view op_name(Op op) {
+  switch (op) {
+    case Op::kNoop: return "NOOP";
+    case Op::kThink: return "THINK";
+    case Op::kSpawn: return "SPAWN";
+    case Op::kKill: return "KILL";
+    case Op::kList: return "LIST";
+    case Op::kLogs: return "LOGS";
+    case Op::kStats: return "STATS";
+    case Op::kPause: return "PAUSE";
+    case Op::kResume: return "RESUME";
+    case Op::kWait: return "WAIT";
+    case Op::kEvents: return "EVENTS";
+    case Op::kHello: return "HELLO";
+    case Op::kExit: return "EXIT";
+  }
+  return "?";
+}
+
 void encode_header(const Header& h, std::byte* out) {
   put(out, h.magic);
   put(out, h.agent_id);

@@ -32,6 +32,10 @@ enum class Op : uint8_t {
   kExit = 0xFF,
 };
 
+/// The opcode's name as DESIGN.md and HELLO spell it ("LOGS"); "?" for a
+/// value that is not an Op.
+std::string_view op_name(Op op);
+
 struct Header {
   uint32_t magic = kMagic;
   uint32_t agent_id = 0;

@@ -59,9 +59,13 @@ json kernel_features() {
 
 Result<json> parse_json_payload(std::string_view payload, const json& empty_value) {
   if (payload.find_first_not_of(" \t\r\n") == std::string_view::npos) return empty_value;
-  json j = json::parse(payload, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return make_error("payload is not valid JSON", EINVAL);
-  return j;
+  try {
+    return json::parse(payload);
+  } catch (const json::parse_error& e) {
+    return make_error(fmt::format("payload is not valid JSON (at byte {} of {})", e.byte, payload.size()));
+  } catch (const json::exception&) {  // e.g. a number out of range: 1e999
+    return make_error("payload is not valid JSON (a number is out of range)");
+  }
 }
 
 Kernel::Kernel(KernelConfig cfg) : cfg_(std::move(cfg)) {}
@@ -376,9 +380,16 @@ void Kernel::sys_events(const ipc::Caller& caller, std::string_view payload, ipc
 }
 
 void Kernel::sys_hello(const ipc::Caller& caller, std::string_view, ipc::Responder r) {
+  // The dispatch table itself, so a client (and the test that sends every
+  // opcode bad payloads) learns of opcodes added later.
+  json opcodes = json::object();
+  for (size_t op = 0; op < table_.size(); ++op) {
+    if (table_[op]) opcodes[std::string(ipc::op_name(static_cast<ipc::Op>(op)))] = op;
+  }
   r.reply(json{{"protocol", ipc::kProtocolVersion},
                {"kernel", AGENTOS_VERSION},
                {"features", kernel_features()},
+               {"opcodes", std::move(opcodes)},
                {"agent_id", caller.agent_id},
                {"max_payload", ipc::kMaxPayload},
                {"llm", llm_->stats()}}

@@ -99,6 +99,50 @@ def test_unknown_opcode_keeps_connection_open(kernel):
 # -- EXIT ------------------------------------------------------------------
 
 
+# Payloads no opcode can take: not JSON, cut short, invalid UTF-8, a JSON
+# value of the wrong type, a number out of range, nesting a megabyte deep.
+BAD_PAYLOADS = [b"{", b"\xff\xfe", b"\x00", b"[1]", b'"text"', b"null", b"1e999", b"true",
+                b'{"name": ' + b"9" * 4000 + b"}", b"[" * (MAX_PAYLOAD // 2), b'{"a":' * 100000]
+
+
+def test_every_opcode_answers_bad_payloads_at_once(kernel):
+    """Each opcode the kernel dispatches (HELLO lists them, so opcodes added
+    later are covered) and each value it does not: every bad payload gets its
+    reply in order, pipelined on one connection, and the connection goes on
+    (the NOOP after them is answered)."""
+    with kernel.raw() as conn:
+        opcodes = json.loads(conn.call(HELLO).payload)["opcodes"]
+    assert opcodes["SPAWN"] == 0x10 and opcodes["EXIT"] == EXIT, opcodes
+    for op in range(256):
+        if op == EXIT:
+            continue  # answers "goodbye" and closes, whatever the payload: below
+        with kernel.raw() as conn:
+            # Sent from a thread: NOOP's echoes fill the kernel's output limit
+            # before the last frame is written, so it must be read meanwhile.
+            sender = threading.Thread(target=conn.send_raw, daemon=True, args=(
+                b"".join(pack_frame(op, p) for p in BAD_PAYLOADS) + pack_frame(NOOP, b"ping"),))
+            sender.start()
+            for payload in BAD_PAYLOADS:
+                frame = conn.recv_frame()
+                assert frame.opcode == op
+                if op == NOOP:
+                    assert frame.payload == payload  # NOOP echoes anything
+                    continue
+                body = json.loads(frame.payload)
+                if op == HELLO:
+                    assert body["protocol"] == 1  # HELLO takes no payload and ignores one
+                elif op in opcodes.values():
+                    assert isinstance(body.get("error"), str) and body["error"], (hex(op), payload[:20], body)
+                else:
+                    assert body == {"error": f"unknown opcode {op:#04x}"}, body
+            assert conn.recv_frame().payload == b"ping", hex(op)
+            sender.join()
+    with kernel.raw() as conn:
+        conn.send_frame(EXIT, b"\xff{not json")
+        assert conn.recv_frame().payload == b"goodbye"
+        assert conn.is_closed_by_peer()
+
+
 def test_exit_says_goodbye_and_closes(kernel):
     with kernel.raw() as conn:
         assert conn.call(EXIT) == (MAGIC, 0, EXIT, b"goodbye")
