@@ -545,53 +545,5 @@ TEST_F(AgentLogTest, RejectsZeroSizes) {
   EXPECT_EQ(missing.error().code, ENOENT);
 }
 
-// ---- Measurements (not assertions): --gtest_also_run_disabled_tests ---------
-
-TEST_F(AgentLogTest, DISABLED_MeasureCapture) {
-  auto log = open_log({.max_file_bytes = 10 << 20, .max_files = 3});
-  auto pipes = log->attach();
-  ASSERT_TRUE(pipes);
-  for (size_t width : {80u, 1000u}) {
-    const int lines = static_cast<int>((64u << 20) / (width + 1));
-    const auto t0 = Clock::now();
-    std::thread writer([&] { flood(pipes->out, lines, width); });
-    const uint64_t target = log->bytes_written() + uint64_t(lines) * (kPrefix + width + 1);
-    ASSERT_TRUE(spin_until([&] { return log->bytes_written() >= target; }));
-    writer.join();
-    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
-    std::printf("capture, %zu-byte lines: %.0f MiB/s of agent output (%.0f klines/s)\n", width,
-                64.0 / s, lines / s / 1000);
-  }
-}
-
-TEST_F(AgentLogTest, DISABLED_MeasureTailOnA10MiBFile) {
-  auto log = open_log({.max_file_bytes = 10 << 20, .max_files = 3});
-  const size_t stored = kPrefix + 80 + 1;
-  std::string out;
-  for (int i = 0; i < static_cast<int>((10u << 20) / stored); ++i) out += numbered(i, 80) + "\n";
-  auto pipes = log->attach();
-  ASSERT_TRUE(pipes);
-  std::thread writer([&, fd = std::move(pipes->out)] { write_all(fd, out); });
-  pipes->err.reset();
-  ASSERT_TRUE(spin_until([&] { return !log->attached(); }));
-  writer.join();
-  // max_bytes 1: one line, i.e. mostly the backward scan.
-  for (auto [n, max] : {std::pair<uint64_t, size_t>{100, 768 << 10}, {10'000, 768 << 10},
-                        {10'000, 1}}) {
-    constexpr int kReps = 50;
-    size_t got = 0;
-    const auto t0 = Clock::now();
-    for (int i = 0; i < kReps; ++i) {
-      auto page = log->read({.tail_lines = n, .max_bytes = max});
-      ASSERT_TRUE(page);
-      got = page->lines.size();
-    }
-    const double us = std::chrono::duration<double, std::micro>(Clock::now() - t0).count() / kReps;
-    std::printf("tail %llu (max_bytes %zu, %zu lines returned) on a %.1f MiB file: %.0f us\n",
-                static_cast<unsigned long long>(n), max, got, fs::file_size(path_) / 1048576.0,
-                us);
-  }
-}
-
 }  // namespace
 }  // namespace agentos::runtime
