@@ -18,7 +18,7 @@ if SDK_DIR not in sys.path:
 
 try:
     import agentos
-except ImportError:  # inside a sandbox only the script's own directory is visible
+except ImportError:  # a sandbox shows only the script's directory and the kernel's SDK dir
     agentos = None
 
 
@@ -82,9 +82,11 @@ def think(client_, prompt):
 class MiniClient:
     """Echo-only client for spawned agents that cannot see the SDK.
 
-    A sandboxed agent sees only its own script's directory, not
-    ../python_sdk, so the agents the kernel spawns fall back to this minimal
-    implementation of the same framing (DESIGN.md §2) when the import fails.
+    The kernel binds its SDK directory into every sandbox and puts it on
+    PYTHONPATH, but a kernel that found no SDK (installed without
+    agents/python_sdk, no sdk_dir configured) shows a sandboxed agent only
+    its own script's directory. The agents the kernel spawns then fall back
+    to this minimal implementation of the same framing (DESIGN.md §2).
     """
 
     _HEADER = struct.Struct("<IIBQ")

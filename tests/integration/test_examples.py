@@ -74,7 +74,8 @@ def test_worker_agent_runs_and_exits_zero(kernel):
 
 
 def test_spawned_agents_work_without_the_sdk(kernel, tmp_path):
-    """In a sandbox only the script's directory is visible: the fallback client must do."""
+    """Copied away from ../python_sdk, as a kernel that found no SDK shows them
+    to a sandboxed agent: the fallback client must do."""
     for name in ("worker_agent.py", "healthy_agent.py", "_common.py"):
         shutil.copy(EXAMPLES_DIR / name, tmp_path / name)
     worker = run_example(kernel, tmp_path / "worker_agent.py", str(kernel.socket_path), "0.3")
