@@ -34,6 +34,10 @@ json check_machine(const KernelConfig& cfg) {
   r["instance"] = cfg.instance;
   r["state_dir"] = cfg.state_dir;
   r["runtime_dir"] = cfg.runtime_dir;
+  r["sdk_dir"] = !cfg.sdk_dir.empty()
+                     ? cfg.sdk_dir
+                     : "none found beside the binary (../agents/python_sdk, ../share/agentos/python_sdk): "
+                       "agents cannot import agentos unless they bring it (--sdk-dir DIR)";
   r["sandboxing"] = cfg.enable_sandboxing ? "enabled" : "disabled (--no-sandbox)";
   r["user_namespaces_max"] = read_first_line("/proc/sys/user/max_user_namespaces");
   r["sandbox"] = runtime::probe_capabilities();
