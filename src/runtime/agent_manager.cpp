@@ -109,6 +109,12 @@ void AgentManager::spawn(const ipc::Caller& caller, const json& payload, SpawnDo
     if (it == agents_.end() || !it->second->req.allow_spawn) {
       return done(error_json("this agent may not spawn agents (spawn it with \"allow_spawn\": true)"));
     }
+    // Each level nests a cgroup inside its parent's; keep the tree shallow.
+    if (const int depth = nesting_of(*it->second); depth + 1 >= kMaxNesting) {
+      return done(error_json(fmt::format("agents nest at most {} deep: this agent is {} levels below one an "
+                                         "operator spawned, so it may not spawn",
+                                         kMaxNesting, depth)));
+    }
   }
   if (name_in_use(req->name)) {
     return done(error_json(fmt::format("an agent named '{}' is already running", req->name)));
@@ -159,7 +165,15 @@ Result<void> AgentManager::start_agent(Agent& a) {
   json cgroup_report;
   if (cgroups_) {
     CgroupLimits cl{lim.memory, lim.max_pids, lim.cpu_quota, lim.cpu_period.value_or(100000)};
-    a.cgroup = AOS_TRY(cgroups_->create(fmt::format("agent-{}", a.id), cl));
+    // An agent's agents live inside its cgroup, bound by its limits too.
+    const AgentCgroup* above = nullptr;
+    if (a.parent_id != 0) {
+      auto it = agents_.find(a.parent_id);
+      if (it == agents_.end() || !it->second->alive())
+        return make_error(fmt::format("agent {}, which spawned it, is not running", a.parent_id), ESRCH);
+      above = it->second->cgroup.get();
+    }
+    a.cgroup = AOS_TRY(cgroups_->create(fmt::format("agent-{}", a.id), cl, above));
     cgroup_report = a.cgroup->enforced();
   } else {
     cgroup_report = {{"not_enforced", {{"all", "cgroups unavailable: " + cgroup_error_}}}};
@@ -380,9 +394,24 @@ void AgentManager::release(Agent& a) {
   a.exit_watch.reset();
   a.exec_status.reset();
   a.child.reset();   // SIGKILLs and reaps if still alive
-  a.cgroup.reset();  // kills leftovers, removes the directories
+  end_descendants(a);
+  a.cgroup.reset();  // kills leftovers, removes the directories (nested ones too)
   server_.remove_listener(a.id);
   if (a.spawn_done) finish_spawn(a, make_error("the agent ended before it started", ECHILD));
+}
+
+void AgentManager::end_descendants(const Agent& a) {
+  std::vector<uint32_t> ids;
+  for (const auto& [id, d] : agents_)
+    if (d->active() && descends_from(*d, a.id)) ids.push_back(id);
+  for (uint32_t id : ids) {
+    auto it = agents_.find(id);
+    if (it == agents_.end()) continue;
+    Agent& d = *it->second;
+    d.end_reason = fmt::format("agent {} '{}' ended, and the agents it spawned end with it", a.id, a.req.name);
+    log::info("agent {} '{}': stopped: {}", d.id, d.req.name, d.end_reason);
+    terminate(d, std::chrono::milliseconds(0));
+  }
 }
 
 void AgentManager::terminate(Agent& a, std::chrono::milliseconds grace) {

@@ -95,6 +95,9 @@ class AgentManager {
   void terminate(Agent& a, std::chrono::milliseconds grace);
   void force_kill(Agent& a);
   void release(Agent& a);
+  /// Stops, for good, every agent `a` spawned and theirs: they live in its
+  /// cgroup and end with its run.
+  void end_descendants(const Agent& a);
   void prune_ended();
   void stop_next_declared();
   void sample_all();
@@ -102,6 +105,10 @@ class AgentManager {
   // Lookup (agent_manager_ops.cpp).
   Agent* find(const nlohmann::json& selector, const ipc::Caller& caller, std::string& error);
   bool visible_to(const Agent& a, const ipc::Caller& caller) const;
+  /// True if `ancestor` spawned `a`, or spawned an agent that did, ...
+  bool descends_from(const Agent& a, uint32_t ancestor) const;
+  /// How many agents up the chain of spawners `a` is from an operator's.
+  int nesting_of(const Agent& a) const;
   bool name_in_use(const std::string& name) const;
   /// The agent's listening socket on the host.
   std::string socket_path(const Agent& a) const;

@@ -68,15 +68,28 @@ bool AgentManager::name_in_use(const std::string& name) const {
 }
 
 bool AgentManager::visible_to(const Agent& a, const ipc::Caller& caller) const {
-  if (caller.agent_id == 0) return true;
-  // Walk up the parent chain: an agent sees only its own descendants.
+  // An agent sees only its own descendants.
+  return caller.agent_id == 0 || descends_from(a, caller.agent_id);
+}
+
+bool AgentManager::descends_from(const Agent& a, uint32_t ancestor) const {
   for (uint32_t p = a.parent_id; p != 0;) {
-    if (p == caller.agent_id) return true;
+    if (p == ancestor) return true;
     auto it = agents_.find(p);
     if (it == agents_.end()) return false;
     p = it->second->parent_id;
   }
   return false;
+}
+
+int AgentManager::nesting_of(const Agent& a) const {
+  int depth = 0;
+  for (uint32_t p = a.parent_id; p != 0; ++depth) {
+    auto it = agents_.find(p);
+    if (it == agents_.end()) break;
+    p = it->second->parent_id;
+  }
+  return depth;
 }
 
 Result<std::string> AgentManager::resolve_script(const std::string& script, const ipc::Caller& caller) const {

@@ -295,9 +295,36 @@ Result<void> remove_dir_retrying(CgroupFs& fs, const std::string& path) {
   }
 }
 
+// Directory depth below an agent's cgroup that the tree walks follow: an
+// agent nests at most kMaxNesting (cgroup.hpp) deep, two levels each on v2.
+constexpr int kMaxTreeDepth = 2 * kMaxNesting + 4;
+
+static size_t kill_tree_at(CgroupFs& fs, const std::string& dir, int depth) {
+  size_t n = kill_listed(fs, join(dir, "cgroup.procs"));
+  if (depth < kMaxTreeDepth) {
+    if (auto children = fs.subdirs(dir))
+      for (const auto& child : *children) n += kill_tree_at(fs, join(dir, child), depth + 1);
+  }
+  return n;
+}
+
+size_t kill_tree_listed(CgroupFs& fs, const std::string& dir) { return kill_tree_at(fs, dir, 0); }
+
+static bool tree_populated_at(const CgroupFs& fs, const std::string& dir, int depth) {
+  auto procs = fs.read(join(dir, "cgroup.procs"));
+  if (procs && !parse_pids(*procs).empty()) return true;
+  if (depth >= kMaxTreeDepth) return false;
+  auto children = fs.subdirs(dir);
+  if (!children) return false;
+  return std::any_of(children->begin(), children->end(),
+                     [&](const std::string& c) { return tree_populated_at(fs, join(dir, c), depth + 1); });
+}
+
+bool tree_populated(const CgroupFs& fs, const std::string& dir) { return tree_populated_at(fs, dir, 0); }
+
 static Result<void> remove_tree_at(CgroupFs& fs, const std::string& path, int depth) {
   Result<void> first;
-  if (depth < 16) {
+  if (depth < kMaxTreeDepth) {
     if (auto children = fs.subdirs(path)) {
       for (const auto& child : *children) {
         auto r = remove_tree_at(fs, join(path, child), depth + 1);
@@ -306,9 +333,10 @@ static Result<void> remove_tree_at(CgroupFs& fs, const std::string& path, int de
     }
   }
   kill_listed(fs, join(path, "cgroup.procs"));
-  auto r = remove_dir_retrying(fs, path);
-  if (!r && first) first = r;
-  return first;
+  // A directory whose child is still there cannot go either: do not wait
+  // for it a second time.
+  if (!first) return first;
+  return remove_dir_retrying(fs, path);
 }
 
 Result<void> remove_tree(CgroupFs& fs, const std::string& path) { return remove_tree_at(fs, path, 0); }

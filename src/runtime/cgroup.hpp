@@ -2,9 +2,12 @@
 // (cgroup_v1.cpp, cgroup_v2.cpp), chosen at start-up by open_cgroups().
 //
 // Ownership: each kernel instance owns the subtree <parent>/<instance> (one
-// per hierarchy on v1) and one leaf per agent below it. Nothing outside that
-// subtree is modified, with one documented exception on v2 (delegation, see
-// cgroup_v2.hpp). Every directory is removed by the object that created it.
+// per hierarchy on v1) and one directory per agent below it; an agent
+// spawned by an agent gets its directory inside its parent's, so the
+// parent's limits bound the whole subtree (DESIGN.md §3). Nothing outside
+// the instance subtree is modified, with one documented exception on v2
+// (delegation, see cgroup_v2.hpp). Every directory is removed by the object
+// that created it.
 #pragma once
 
 #include <sys/types.h>
@@ -22,6 +25,10 @@
 #include "util/unique_fd.hpp"
 
 namespace agentos::runtime {
+
+/// How deep agent cgroups nest: an agent spawned by an agent spawned by ...
+/// this many levels below an operator-spawned one may not spawn again.
+inline constexpr int kMaxNesting = 8;
 
 /// Limits for one agent; an absent field is not limited.
 /// (Default member initializers keep -Wextra quiet for designated
@@ -76,9 +83,10 @@ class AgentCgroup {
   /// v2: an O_PATH|O_DIRECTORY fd of the cgroup, for clone3(CLONE_INTO_CGROUP);
   /// owned by this object. v1: nullopt (use attach()).
   [[nodiscard]] virtual std::optional<int> clone_into_fd() const = 0;
-  /// SIGKILLs every process in the cgroup, including ones forking meanwhile.
-  /// v2: cgroup.kill (fallback: freeze, kill each pid, thaw); v1: freezer
-  /// FROZEN, kill each task, THAWED. May block a few ms while freezing.
+  /// SIGKILLs every process in the cgroup and in the agent cgroups nested in
+  /// it, including ones forking meanwhile. v2: cgroup.kill (fallback:
+  /// freeze, kill each pid, thaw); v1: freezer FROZEN, kill each task of the
+  /// subtree, THAWED. May block a few ms while freezing.
   virtual Result<void> kill_all() = 0;
   /// v2 cgroup.freeze, v1 freezer.state. Returns once requested; freezing
   /// itself completes asynchronously in the kernel.
@@ -108,12 +116,18 @@ class CgroupBackend {
 
   /// "v1" or "v2".
   [[nodiscard]] virtual std::string_view version() const = 0;
-  /// Creates the leaf `leaf` (e.g. "agent-7") and writes `limits`. Limits of
-  /// a controller that is not available are reported in enforced() under
+  /// Creates the agent cgroup `leaf` (e.g. "agent-7") and writes `limits`.
+  /// With `parent` (a live agent cgroup of this backend) it is made inside
+  /// the parent's, whose limits then bound both; usage read from the parent
+  /// includes it, and killing or freezing the parent takes it along. Limits
+  /// of a controller that is not available are reported in enforced() under
   /// "not_enforced"; a write the kernel rejects fails the call, removing
   /// what was made, with an error naming the file, errno and a hint.
-  virtual Result<std::unique_ptr<AgentCgroup>> create(std::string_view leaf,
-                                                      const CgroupLimits& limits) = 0;
+  virtual Result<std::unique_ptr<AgentCgroup>> create(std::string_view leaf, const CgroupLimits& limits,
+                                                      const AgentCgroup* parent) = 0;
+  Result<std::unique_ptr<AgentCgroup>> create(std::string_view leaf, const CgroupLimits& limits) {
+    return create(leaf, limits, nullptr);
+  }
   /// For --check: version, parent and instance paths, controllers available
   /// and missing (with reasons), what delegation did.
   [[nodiscard]] virtual nlohmann::json describe() const = 0;
@@ -207,6 +221,11 @@ std::string write_hint(std::string_view file, int err);
 /// SIGKILLs every pid in `procs_file` until a pass finds no new ones
 /// (bounded), for trees that may fork meanwhile. Returns pids signalled.
 size_t kill_listed(CgroupFs& fs, const std::string& procs_file);
+/// kill_listed() on `dir` and on every directory below it (agent cgroups
+/// nested in it). Returns pids signalled.
+size_t kill_tree_listed(CgroupFs& fs, const std::string& dir);
+/// True if `dir` or any directory below it lists a process.
+bool tree_populated(const CgroupFs& fs, const std::string& dir);
 /// rmdir with retry: on EBUSY it backs off 1, 2, 4, ... 32 ms (~63 ms in all)
 /// because tasks that were just killed leave their cgroup asynchronously.
 /// ENOENT counts as removed.

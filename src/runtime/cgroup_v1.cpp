@@ -37,8 +37,9 @@ struct V1Shared {
   std::set<std::string> live;                  // leaves owned by a live V1Agent
 };
 
-/// Freezes `freezer_dir` (when there is one), SIGKILLs everything listed in
-/// `procs_dir`, thaws. v1 tasks killed while frozen only die once thawed.
+/// Freezes `freezer_dir` (when there is one; v1 freezes its descendants
+/// too), SIGKILLs everything listed in `procs_dir` and the agent cgroups
+/// nested below it, thaws. v1 tasks killed while frozen only die once thawed.
 void freeze_and_kill(CgroupFs& fs, const std::string* freezer_dir, const std::string& procs_dir) {
   const std::string state = freezer_dir ? join(*freezer_dir, "freezer.state") : std::string();
   bool frozen = freezer_dir && write_control(fs, state, "FROZEN").has_value();
@@ -50,15 +51,17 @@ void freeze_and_kill(CgroupFs& fs, const std::string* freezer_dir, const std::st
     if (!text || text->starts_with("FROZEN")) break;
     fs.pause(std::chrono::milliseconds(delay_ms));
   }
-  kill_listed(fs, join(procs_dir, "cgroup.procs"));
+  kill_tree_listed(fs, procs_dir);
   if (frozen) (void)write_control(fs, state, "THAWED");
 }
 
 class V1Agent final : public AgentCgroup {
  public:
-  V1Agent(std::shared_ptr<V1Shared> shared, std::string leaf)
+  /// `bases`: where the leaf goes in each hierarchy (the instance's
+  /// directories, or the parent agent's).
+  V1Agent(std::shared_ptr<V1Shared> shared, std::string leaf, const std::vector<std::string>& bases)
       : sh_(std::move(shared)), leaf_(std::move(leaf)) {
-    for (const auto& h : sh_->hierarchies) dirs_.push_back(join(h.instance_dir, leaf_));
+    for (const auto& base : bases) dirs_.push_back(join(base, leaf_));
     main_ = dir_of("memory").value_or(dirs_.front());
     sh_->live.insert(leaf_);
   }
@@ -73,6 +76,8 @@ class V1Agent final : public AgentCgroup {
   Result<CgroupStats> stats() const override;
   json enforced() const override { return enforced_; }
   const std::string& path() const override { return main_; }
+  const std::vector<std::string>& dirs() const { return dirs_; }
+  void nested_in(const std::string& parent) { enforced_["nested_in"] = parent; }
 
  private:
   std::optional<std::string> dir_of(const std::string& controller) const {
@@ -118,11 +123,7 @@ V1Agent::~V1Agent() {
 }
 
 bool V1Agent::populated() const {
-  for (const auto& dir : dirs_) {
-    auto procs = sh_->fs->read(join(dir, "cgroup.procs"));
-    if (procs && !parse_pids(*procs).empty()) return true;
-  }
-  return false;
+  return std::any_of(dirs_.begin(), dirs_.end(), [&](const std::string& d) { return tree_populated(*sh_->fs, d); });
 }
 
 Result<void> V1Agent::apply_memory(uint64_t bytes, json& ne) {
@@ -265,7 +266,8 @@ class V1Backend final : public CgroupBackend {
 
   Result<void> make_instance_dirs();
   std::string_view version() const override { return "v1"; }
-  Result<std::unique_ptr<AgentCgroup>> create(std::string_view leaf, const CgroupLimits& limits) override;
+  Result<std::unique_ptr<AgentCgroup>> create(std::string_view leaf, const CgroupLimits& limits,
+                                              const AgentCgroup* parent) override;
   json describe() const override;
   Result<size_t> remove_stale() override;
 
@@ -301,14 +303,24 @@ V1Backend::~V1Backend() {
   }
 }
 
-Result<std::unique_ptr<AgentCgroup>> V1Backend::create(std::string_view leaf, const CgroupLimits& limits) {
+Result<std::unique_ptr<AgentCgroup>> V1Backend::create(std::string_view leaf, const CgroupLimits& limits,
+                                                       const AgentCgroup* parent) {
   if (!valid_name(leaf)) return make_error(fmt::format("invalid agent cgroup name \"{}\"", leaf), EINVAL);
   if (sh_->live.contains(std::string(leaf)))
     return make_error(fmt::format("agent cgroup {} is in use", leaf), EEXIST);
+  const auto* above = dynamic_cast<const V1Agent*>(parent);
+  if (parent && !above) return make_error("the parent cgroup is not a v1 agent cgroup", EINVAL);
+  std::vector<std::string> bases;
+  if (above) {
+    bases = above->dirs();
+  } else {
+    for (const auto& h : sh_->hierarchies) bases.push_back(h.instance_dir);
+  }
   // On any failure below `agent` goes out of scope and removes what it made.
-  auto agent = std::make_unique<V1Agent>(sh_, std::string(leaf));
+  auto agent = std::make_unique<V1Agent>(sh_, std::string(leaf), bases);
   if (auto r = agent->make_dirs(); !r) return std::unexpected(r.error().wrap("cgroup " + std::string(leaf)));
   if (auto r = agent->apply(limits); !r) return std::unexpected(r.error().wrap("cgroup " + agent->path()));
+  if (above) agent->nested_in(above->path());
   return std::unique_ptr<AgentCgroup>(std::move(agent));
 }
 

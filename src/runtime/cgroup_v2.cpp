@@ -19,6 +19,10 @@ using nlohmann::json;
 
 constexpr std::array<std::string_view, 3> kWanted = {"memory", "cpu", "pids"};
 constexpr std::string_view kKernelLeaf = "kernel";
+// An agent's own processes live in <agent>/self: on cgroup v2 a cgroup that
+// enables controllers for its children may hold no processes itself, and
+// the agents it spawns get their cgroups beside "self", inside <agent>.
+constexpr std::string_view kSelfLeaf = "self";
 
 /// What the backend and its agents share; agents keep it alive.
 struct V2Shared {
@@ -37,19 +41,19 @@ std::string controller_list(const std::set<std::string>& names, char sign) {
 class V2Agent final : public AgentCgroup {
  public:
   V2Agent(std::shared_ptr<V2Shared> shared, std::string leaf, std::string dir)
-      : sh_(std::move(shared)), leaf_(std::move(leaf)), dir_(std::move(dir)) {
+      : sh_(std::move(shared)), leaf_(std::move(leaf)), dir_(std::move(dir)), self_(join(dir_, kSelfLeaf)) {
     sh_->live.insert(leaf_);
   }
   ~V2Agent() override;
 
   Result<void> apply(const CgroupLimits& limits);
-  Result<void> open_fd() {
-    fd_ = AOS_TRY(sh_->fs->open_path(dir_));
-    return {};
-  }
+  /// Enables the controllers for the agent's children ("self" and nested
+  /// agents), makes "self" and opens it for clone3.
+  Result<void> make_self();
+  void nested_in(const std::string& parent) { enforced_["nested_in"] = parent; }
 
   Result<void> attach(pid_t pid) override {
-    return write_control(*sh_->fs, file("cgroup.procs"), std::to_string(pid));
+    return write_control(*sh_->fs, join(self_, "cgroup.procs"), std::to_string(pid));
   }
   std::optional<int> clone_into_fd() const override { return fd_.get(); }
   Result<void> kill_all() override;
@@ -72,8 +76,9 @@ class V2Agent final : public AgentCgroup {
 
   std::shared_ptr<V2Shared> sh_;
   std::string leaf_;
-  std::string dir_;
-  UniqueFd fd_;
+  std::string dir_;   // limits, and usage of the whole subtree
+  std::string self_;  // the agent's own processes
+  UniqueFd fd_;       // self_, for clone3
   json enforced_ = json::object();
   mutable uint64_t sampled_peak_ = 0;
 };
@@ -135,6 +140,16 @@ Result<void> V2Agent::apply(const CgroupLimits& limits) {
   return {};
 }
 
+Result<void> V2Agent::make_self() {
+  CgroupFs& fs = *sh_->fs;
+  if (!sh_->enabled.empty())
+    AOS_TRY_VOID(write_control(fs, file("cgroup.subtree_control"), controller_list(sh_->enabled, '+')));
+  if (auto r = fs.make_dir(self_); !r)
+    return make_error(fmt::format("mkdir {} ({})", self_, write_hint(self_, r.error().code)), r.error().code);
+  fd_ = AOS_TRY(fs.open_path(self_));
+  return {};
+}
+
 Result<void> V2Agent::kill_all() {
   // cgroup.kill (Linux 5.14) kills the whole subtree atomically, forks
   // included. Older kernels: freeze so nothing forks, signal, thaw.
@@ -152,7 +167,7 @@ Result<void> V2Agent::kill_by_freezing() {
     if (!events || keyed_u64(*events, "frozen").value_or(0) == 1) break;
     fs.pause(std::chrono::milliseconds(delay_ms));
   }
-  kill_listed(fs, file("cgroup.procs"));
+  kill_tree_listed(fs, dir_);
   // A frozen v2 task still dies from SIGKILL; thawing releases the rest.
   if (frozen) AOS_TRY_VOID(write_control(fs, file("cgroup.freeze"), "0"));
   return {};
@@ -161,6 +176,7 @@ Result<void> V2Agent::kill_by_freezing() {
 void V2Agent::read_memory(CgroupStats& s) const {
   read_memory_usage(s);
   s.memory_limit = read_u64(*sh_->fs, file("memory.max")).value_or(0);  // "max" -> 0
+  if (auto events = sh_->fs->read(file("memory.events"))) s.memory_max_hits = keyed_u64(*events, "max").value_or(0);
 }
 
 void V2Agent::read_memory_usage(CgroupStats& s) const {
@@ -173,10 +189,9 @@ void V2Agent::read_memory_usage(CgroupStats& s) const {
     s.memory_peak = sampled_peak_;
     s.memory_peak_sampled = true;
   }
-  if (auto events = fs.read(file("memory.events"))) {
-    s.oom_kills = keyed_u64(*events, "oom_kill").value_or(0);
-    s.memory_max_hits = keyed_u64(*events, "max").value_or(0);
-  }
+  // Kills of the agent's own processes: the agent's memory.events would
+  // also count OOM kills in agents it spawned.
+  if (auto events = fs.read(join(self_, "memory.events"))) s.oom_kills = keyed_u64(*events, "oom_kill").value_or(0);
 }
 
 Result<CgroupStats> V2Agent::stats() const {
@@ -224,7 +239,8 @@ class V2Backend final : public CgroupBackend {
 
   Result<void> setup();
   std::string_view version() const override { return "v2"; }
-  Result<std::unique_ptr<AgentCgroup>> create(std::string_view leaf, const CgroupLimits& limits) override;
+  Result<std::unique_ptr<AgentCgroup>> create(std::string_view leaf, const CgroupLimits& limits,
+                                              const AgentCgroup* parent) override;
   json describe() const override;
   Result<size_t> remove_stale() override;
 
@@ -361,10 +377,13 @@ V2Backend::~V2Backend() {
   if (!r) log::warn("cgroup v2: cannot remove {}: {}", instance_dir_, r.error().message());
 }
 
-Result<std::unique_ptr<AgentCgroup>> V2Backend::create(std::string_view leaf, const CgroupLimits& limits) {
-  if (!valid_name(leaf) || leaf == kKernelLeaf)
+Result<std::unique_ptr<AgentCgroup>> V2Backend::create(std::string_view leaf, const CgroupLimits& limits,
+                                                       const AgentCgroup* parent) {
+  if (!valid_name(leaf) || leaf == kKernelLeaf || leaf == kSelfLeaf)
     return make_error(fmt::format("invalid agent cgroup name \"{}\"", leaf), EINVAL);
-  std::string dir = join(instance_dir_, leaf);
+  const auto* above = dynamic_cast<const V2Agent*>(parent);
+  if (parent && !above) return make_error("the parent cgroup is not a v2 agent cgroup", EINVAL);
+  std::string dir = join(above ? above->path() : instance_dir_, leaf);
   if (sh_->live.contains(std::string(leaf)))
     return make_error(fmt::format("agent cgroup {} is in use", dir), EEXIST);
   if (auto r = sh_->fs->make_dir(dir); !r) {
@@ -375,7 +394,8 @@ Result<std::unique_ptr<AgentCgroup>> V2Backend::create(std::string_view leaf, co
   auto agent = std::make_unique<V2Agent>(sh_, std::string(leaf), dir);
   // On failure `agent` goes out of scope and removes the directory.
   if (auto r = agent->apply(limits); !r) return std::unexpected(r.error().wrap("cgroup " + dir));
-  AOS_TRY_VOID(agent->open_fd());
+  if (auto r = agent->make_self(); !r) return std::unexpected(r.error().wrap("cgroup " + dir));
+  if (above) agent->nested_in(above->path());
   return std::unique_ptr<AgentCgroup>(std::move(agent));
 }
 

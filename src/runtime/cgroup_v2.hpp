@@ -1,6 +1,11 @@
 // cgroup v2 (unified hierarchy) backend.
 //
-// Layout: <root><parent>/<instance>/<leaf> per agent, plus
+// Layout: <root><parent>/<instance>/<leaf> per agent, with the agent's
+// processes in <leaf>/self and the agents it spawns in <leaf>/<their leaf>
+// (the "no internal processes" rule: <leaf> enables the controllers for
+// both, so it holds no processes itself). Limits are written to <leaf> and
+// usage is read there, so they cover the subtree; OOM kills are counted
+// from <leaf>/self, the agent's own processes. Plus
 // <root><parent>/<instance>/kernel when the kernel had to move (below).
 //
 // Delegation — the one place we write to a cgroup we did not create. For an

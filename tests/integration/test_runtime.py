@@ -542,6 +542,89 @@ def test_spawn_authority(kernel):
     assert kill(kernel, id=sibling["id"]) == {"killed": True}
 
 
+def spawned_by(k, name, agent_id):
+    """The SPAWN reply a nester.py agent printed."""
+    log = wait_log(k, name, agent_id, '"spawned"')
+    return next(x["spawned"] for x in json_lines(log) if "spawned" in x)
+
+
+def test_agent_spawned_by_an_agent_is_bound_by_its_limits(kernel):
+    """DESIGN.md §3: an agent's agents live in its cgroup, so its limits bound
+    them: a child asking for 1 GiB inside a 96 MiB parent is OOM-killed near
+    96 MiB, and the parent is not."""
+    limit = 96 * MiB
+    child = {"name": "nest-hog", "script": str(EXAMPLES_DIR / "memory_hog_agent.py"), "args": ["0.02"],
+             "limits": {"memory": 1024 * MiB}}
+    parent = spawn_ok(kernel, "nest-parent", PROBES / "nester.py", allow_spawn=True,
+                      limits={"memory": limit}, args=[json.dumps(child)])
+    spawned = spawned_by(kernel, "nest-parent", parent["id"])
+    assert spawned.get("status") == "running", spawned
+    child_id = spawned["id"]
+    nested_in = spawned["enforced"]["cgroup"].get("nested_in", "")
+    assert nested_in.endswith(f"/agent-{parent['id']}"), spawned["enforced"]
+    instance = instance_of(kernel)
+    assert any(d.endswith(f"/agent-{parent['id']}/agent-{child_id}") for d in instance_cgroup_dirs(instance)), \
+        instance_cgroup_dirs(instance)
+
+    def ended_or_runaway():
+        e = entry(kernel, child_id)
+        held = [int(n) for n in re.findall(r"holding (\d+) MiB", read_log(kernel, "nest-hog", child_id))]
+        if e["running"] and held and held[-1] * MiB > 2 * limit:
+            kill(kernel, id=child_id, timeout_ms=0)
+            pytest.fail(f"the parent's limit does not bind its child: it holds {held[-1]} MiB: {e}")
+        return None if e["running"] else e
+
+    e = wait_for(ended_or_runaway, 60, interval=0.05, what="the nested memory hog to be OOM-killed")
+    assert (e["status"], e["oom_killed"]) == ("oom_killed", True), e
+    assert e["memory_peak_bytes"] <= limit, f"peak {e['memory_peak_bytes']} over the parent's {limit}: {e}"
+    p = entry(kernel, parent["id"])
+    assert (p["running"], p["oom_killed"]) == (True, False), f"the parent paid for its child's OOM: {p}"
+    assert kill(kernel, id=parent["id"]) == {"killed": True}
+    wait_ended(kernel, parent["id"])
+    assert not [d for d in instance_cgroup_dirs(instance) if f"agent-{parent['id']}" in d]
+
+
+def test_agents_end_with_the_agent_that_spawned_them(kernel):
+    """The child lives in its parent's cgroup: when the parent's run ends the
+    child is stopped for good, whatever its restart policy."""
+    child = {"name": "nest-child", "script": SLEEPER, "restart": "always"}
+    parent = spawn_ok(kernel, "nest-quitter", PROBES / "nester.py", allow_spawn=True,
+                      args=[json.dumps(child), "exit"])
+    spawned = spawned_by(kernel, "nest-quitter", parent["id"])
+    assert spawned.get("status") == "running", spawned
+    p = wait_ended(kernel, parent["id"])
+    assert (p["status"], p["exit_code"]) == ("exited", 0), p
+    c = wait_for(lambda: (x := entry(kernel, spawned["id"]))["state"] == "STOPPED" and x, AGENT_TIMEOUT_S,
+                 what="the child to be stopped with its parent")
+    assert c["running"] is False and c["restarts"] == 0, c
+    assert f"agent {parent['id']} 'nest-quitter' ended" in c.get("reason", ""), c
+    assert proc_stat(spawned["pid"]) is None
+    assert not [d for d in instance_cgroup_dirs(instance_of(kernel)) if f"agent-{spawned['id']}" in d]
+
+
+def test_agents_nest_at_most_8_deep_and_end_together(kernel):
+    """A chain of agents each spawning the next: the 8th may not spawn (each
+    level is a cgroup inside the last); killing the first ends them all."""
+    deepest = {"name": "nest-9", "script": SLEEPER}
+    spec = deepest
+    for level in range(8, 1, -1):  # nest-8 spawns nest-9, ..., nest-2 spawns nest-3
+        spec = {"name": f"nest-{level}", "script": str(PROBES / "nester.py"), "allow_spawn": True,
+                "args": [json.dumps(spec)]}
+    first = spawn_ok(kernel, "nest-1", PROBES / "nester.py", allow_spawn=True, args=[json.dumps(spec)])
+    chain = [first]
+    for level in range(1, 9):
+        chain.append(spawned_by(kernel, f"nest-{level}", chain[-1]["id"]))
+    refused = chain.pop()
+    assert "nest at most 8 deep" in refused.get("error", ""), refused
+    assert [a["name"] for a in list_agents(kernel) if a["name"].startswith("nest-")] == \
+        [f"nest-{level}" for level in range(1, 9)]
+    assert kill(kernel, id=first["id"]) == {"killed": True}
+    for a in chain:
+        e = wait_ended(kernel, a["id"])
+        assert e["state"] == "STOPPED", e
+    assert not [d for d in instance_cgroup_dirs(instance_of(kernel)) if f"agent-{first['id']}" in d]
+
+
 # == cgroup limits =============================================================
 
 

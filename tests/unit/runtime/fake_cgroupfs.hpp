@@ -23,9 +23,10 @@ inline std::string slurp(const fs::path& p) {
 
 inline void put(const fs::path& p, std::string_view text) { std::ofstream(p) << text; }
 
-/// rmdir as the kernel does it: EBUSY with child cgroups or member
+/// rmdir as the kernel does it: ENOENT when gone, EBUSY with child cgroups or member
 /// processes; the control files go with the directory.
 inline Result<void> remove_cgroup_dir(CgroupFs& real, const std::string& path) {
+  if (!fs::exists(path)) return make_error("rmdir " + path, ENOENT);
   for (const auto& e : fs::directory_iterator(path)) {
     if (e.is_directory()) return make_error("rmdir " + path, EBUSY);
   }

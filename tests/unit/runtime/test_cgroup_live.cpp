@@ -215,10 +215,28 @@ TEST_F(CgroupLiveTest, DestructorKillsWhatIsLeftAndRemovesTheCgroup) {
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 }
 
-// The v2 paths (cgroup.kill, cgroup.freeze, CLONE_INTO_CGROUP) on a real
-// cgroup2 mount: the unified hierarchy of a hybrid machine (no controllers
-// there, so limits are reported not enforced) or the root of a v2 machine.
-TEST(CgroupLiveV2, CloneIntoCgroupFreezeAndKill) {
+// The v2 paths (cgroup.kill, cgroup.freeze, CLONE_INTO_CGROUP, nesting) on
+// a real cgroup2 mount: the unified hierarchy of a hybrid machine (no
+// controllers there, so limits are reported not enforced) or the root of a
+// v2 machine.
+pid_t clone_into(int cgroup_fd) {
+  clone_args args{};
+  args.flags = CLONE_INTO_CGROUP;
+  args.exit_signal = SIGCHLD;
+  args.cgroup = static_cast<uint64_t>(cgroup_fd);
+  long pid = ::syscall(SYS_clone3, &args, sizeof args);
+  if (pid == 0) {
+    for (;;) ::pause();
+  }
+  return static_cast<pid_t>(pid);
+}
+
+std::string read_all(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
+TEST(CgroupLiveV2, CloneIntoCgroupNestFreezeAndKill) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to create cgroups";
   CgroupOptions opts;
   opts.instance = "agentos-test-" + std::to_string(::getpid()) + "-v2";
@@ -227,35 +245,36 @@ TEST(CgroupLiveV2, CloneIntoCgroupFreezeAndKill) {
   auto b = open_cgroups(opts);
   ASSERT_TRUE(b) << b.error().message();
   std::string inst = (*b)->describe()["instance"];
-  {
-    auto cg = (*b)->create("a", CgroupLimits{.memory_bytes = 64 * kMiB});
-    ASSERT_TRUE(cg) << cg.error().message();
-    auto fd = (*cg)->clone_into_fd();
-    ASSERT_TRUE(fd);
-    clone_args args{};
-    args.flags = CLONE_INTO_CGROUP;
-    args.exit_signal = SIGCHLD;
-    args.cgroup = static_cast<uint64_t>(*fd);
-    long pid = ::syscall(SYS_clone3, &args, sizeof args);
-    if (pid == 0) {
-      for (;;) ::pause();
-    }
-    ASSERT_GT(pid, 0) << std::strerror(errno);
-    std::ifstream in("/proc/" + std::to_string(pid) + "/cgroup");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    EXPECT_NE(ss.str().find("0::" + inst.substr(opts.root.size()) + "/a\n"), std::string::npos) << ss.str();
-    ASSERT_TRUE((*cg)->freeze(true));
-    EXPECT_TRUE(eventually([&] {
-      std::ifstream ev((*cg)->path() + "/cgroup.events");
-      std::string all((std::istreambuf_iterator<char>(ev)), {});
-      return all.find("frozen 1") != std::string::npos;
-    }));
-    ASSERT_TRUE((*cg)->kill_all());
+  auto parent = (*b)->create("a", CgroupLimits{.memory_bytes = 64 * kMiB});
+  ASSERT_TRUE(parent) << parent.error().message();
+  auto child = (*b)->create("b", CgroupLimits{.memory_bytes = 32 * kMiB}, parent->get());
+  ASSERT_TRUE(child) << child.error().message();
+  EXPECT_EQ((*child)->path(), inst + "/a/b");
+  EXPECT_EQ((*child)->enforced()["nested_in"], inst + "/a");
+
+  const pid_t p1 = clone_into(*(*parent)->clone_into_fd());
+  ASSERT_GT(p1, 0) << std::strerror(errno);
+  const pid_t p2 = clone_into(*(*child)->clone_into_fd());
+  ASSERT_GT(p2, 0) << std::strerror(errno);
+  const std::string rel = inst.substr(opts.root.size());
+  EXPECT_NE(read_all("/proc/" + std::to_string(p1) + "/cgroup").find("0::" + rel + "/a/self\n"), std::string::npos);
+  EXPECT_NE(read_all("/proc/" + std::to_string(p2) + "/cgroup").find("0::" + rel + "/a/b/self\n"), std::string::npos);
+
+  // Freezing the parent freezes the agent nested in it.
+  ASSERT_TRUE((*parent)->freeze(true));
+  EXPECT_TRUE(eventually([&] { return read_all(inst + "/a/b/cgroup.events").find("frozen 1") != std::string::npos; }));
+  // Killing the parent kills both.
+  ASSERT_TRUE((*parent)->kill_all());
+  for (pid_t pid : {p1, p2}) {
     int status = 0;
-    ASSERT_EQ(::waitpid(static_cast<pid_t>(pid), &status, 0), pid);
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
     EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
   }
+  // The parent goes first, taking the nested directory along; the child's
+  // own cleanup then finds nothing left to do.
+  parent->reset();
+  EXPECT_FALSE(fs::exists(inst + "/a"));
+  child->reset();
   b->reset();
   EXPECT_FALSE(fs::exists(inst));
 }

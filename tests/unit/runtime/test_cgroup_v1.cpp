@@ -404,6 +404,40 @@ TEST_F(CgroupV1Test, AgentDestructorKillsAndRemovesEveryHierarchy) {
   }
 }
 
+// An agent spawned by an agent: its cgroup is made inside the parent's in
+// every hierarchy, so the parent's limits bound both; killing the parent
+// kills both, under one freeze; the parent's removal takes the nested
+// directories, and the child's own cleanup afterwards is harmless.
+TEST_F(CgroupV1Test, NestedAgentLivesInsideItsParentInEveryHierarchy) {
+  make_hybrid();
+  auto b = open();
+  auto parent = b->create("agent-1", CgroupLimits{.memory_bytes = 16777216});
+  ASSERT_TRUE(parent);
+  auto child = b->create("agent-2", CgroupLimits{.memory_bytes = 8388608, .max_pids = 8}, parent->get());
+  ASSERT_TRUE(child) << child.error().message();
+  EXPECT_EQ((*child)->path(), (mem_inst() / "agent-1" / "agent-2").string());
+  EXPECT_EQ((*child)->enforced()["nested_in"], (mem_inst() / "agent-1").string());
+  EXPECT_EQ(slurp(mem_inst() / "agent-1" / "agent-2" / "memory.limit_in_bytes"), "8388608");
+  EXPECT_EQ(slurp(root_ / "pids" / "agentos-test" / "agent-1" / "agent-2" / "pids.max"), "8");
+  EXPECT_FALSE(fs::exists(mem_inst() / "agent-2"));  // not beside the parent
+  ASSERT_TRUE((*parent)->attach(7001));
+  ASSERT_TRUE((*child)->attach(7002));
+  EXPECT_EQ(slurp(root_ / "freezer" / "agentos-test" / "agent-1" / "agent-2" / "cgroup.procs"), "7002\n");
+
+  fake_->log.clear();
+  ASSERT_TRUE((*parent)->kill_all());
+  std::vector<std::string> want = {"write freezer/freezer.state FROZEN", "kill 7001 9", "kill 7002 9",
+                                   "write freezer/freezer.state THAWED"};
+  EXPECT_EQ(fake_->log, want);
+
+  parent->reset();
+  auto paths = b->describe()["instance_paths"];
+  for (const auto& p : paths) EXPECT_FALSE(fs::exists(fs::path(p.get<std::string>()) / "agent-1")) << p;
+  child->reset();
+  EXPECT_TRUE(b->remove_stale());
+  EXPECT_EQ(*b->remove_stale(), 0u);
+}
+
 TEST_F(CgroupV1Test, RemoveStaleCleansLeftoversOfTheSameInstanceOnly) {
   make_hybrid();
   // A crashed run left agent-3 in two hierarchies, with a process and a

@@ -1,12 +1,14 @@
 // cgroup v2 backend against a fake cgroupfs: a plain directory tree plus a
 // CgroupFs subclass that does what the kernel would (populate control files
 // on mkdir, move pids between cgroup.procs files, refuse subtree_control
-// with member processes, rmdir with control files inside).
+// with member processes and members where subtree_control is set, rmdir
+// with control files inside).
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
@@ -101,6 +103,10 @@ class FakeV2Fs : public CgroupFs {
     }
   }
   Result<void> move_pid(const std::string& path, const std::string& pid) {
+    // "No internal processes": a cgroup that enables controllers for its
+    // children takes no process (the root excepted).
+    fs::path dir = fs::path(path).parent_path();
+    if (dir != root_ && !slurp(dir / "cgroup.subtree_control").empty()) return make_error("write " + path, EBUSY);
     remove_pid_everywhere(pid);
     put(path, slurp(path) + pid + "\n");
     return {};
@@ -205,7 +211,10 @@ TEST_F(CgroupV2Test, ParsesStatsFromRealFormatFiles) {
   // Captured from a 6.x kernel.
   put(leaf / "memory.current", "1249280\n");
   put(leaf / "memory.peak", "33554432\n");
-  put(leaf / "memory.events", "low 0\nhigh 0\nmax 1714\noom 2\noom_kill 2\noom_group_kill 1\n");
+  // The agent's memory.events counts kills in agents it spawned too; its
+  // own are those of "self".
+  put(leaf / "memory.events", "low 0\nhigh 0\nmax 1714\noom 3\noom_kill 5\noom_group_kill 1\n");
+  put(leaf / "self" / "memory.events", "low 0\nhigh 0\nmax 0\noom 0\noom_kill 2\noom_group_kill 0\n");
   put(leaf / "cpu.stat",
       "usage_usec 1532807\nuser_usec 1502113\nsystem_usec 30694\nnr_periods 152\nnr_throttled 149\n"
       "throttled_usec 13523480\nnr_bursts 0\nburst_usec 0\n");
@@ -238,7 +247,7 @@ TEST_F(CgroupV2Test, UsageReadsOnlyWhatTheSamplerNeeds) {
   fs::path leaf = inst() / "a";
   put(leaf / "memory.current", "1249280\n");
   put(leaf / "memory.peak", "2000000\n");
-  put(leaf / "memory.events", "low 0\nhigh 0\nmax 9\noom 1\noom_kill 1\n");
+  put(leaf / "self" / "memory.events", "low 0\nhigh 0\nmax 0\noom 0\noom_kill 1\n");
   put(leaf / "cpu.stat", "usage_usec 700\nuser_usec 600\nsystem_usec 100\nnr_periods 3\nnr_throttled 2\n"
                          "throttled_usec 450\n");
   put(leaf / "pids.current", "5\n");
@@ -351,19 +360,64 @@ TEST_F(CgroupV2Test, AttachCloneFdFreezeAndKill) {
   auto cg = b->create("a", CgroupLimits{});
   ASSERT_TRUE(cg);
   fs::path leaf = inst() / "a";
+  // The agent's processes go to "self": <leaf> enables the controllers for
+  // its children, so it may hold none itself.
+  EXPECT_EQ(slurp(leaf / "cgroup.subtree_control"), "cpu memory pids");
   ASSERT_TRUE((*cg)->attach(7001));
-  EXPECT_EQ(slurp(leaf / "cgroup.procs"), "7001\n");
+  EXPECT_EQ(slurp(leaf / "self" / "cgroup.procs"), "7001\n");
+  EXPECT_EQ(slurp(leaf / "cgroup.procs"), "");
   auto fd = (*cg)->clone_into_fd();
   ASSERT_TRUE(fd);
   struct stat a {}, c {};
   ASSERT_EQ(::fstat(*fd, &a), 0);
-  ASSERT_EQ(::stat(leaf.c_str(), &c), 0);
+  ASSERT_EQ(::stat((leaf / "self").c_str(), &c), 0);
   EXPECT_EQ(a.st_ino, c.st_ino);
   ASSERT_TRUE((*cg)->freeze(true));
   EXPECT_EQ(slurp(leaf / "cgroup.freeze"), "1");
   ASSERT_TRUE((*cg)->kill_all());
   EXPECT_EQ(fake_->log.back(), "write cgroup.kill 1");
   EXPECT_EQ(std::count_if(fake_->log.begin(), fake_->log.end(), [](auto& l) { return l.starts_with("kill"); }), 0);
+}
+
+// An agent spawned by an agent: <parent>/<child>, with the child's
+// processes in <parent>/<child>/self; the parent's limits bound both.
+TEST_F(CgroupV2Test, NestedAgentLivesInsideItsParent) {
+  fake_->has_kill = false;  // so the kill shows which processes it reached
+  auto b = open();
+  auto parent = b->create("agent-1", CgroupLimits{.memory_bytes = 16777216});
+  ASSERT_TRUE(parent);
+  auto child = b->create("agent-2", CgroupLimits{.memory_bytes = 8388608}, parent->get());
+  ASSERT_TRUE(child) << child.error().message();
+  fs::path p = inst() / "agent-1", c = p / "agent-2";
+  EXPECT_EQ((*child)->path(), c.string());
+  EXPECT_EQ((*child)->enforced()["nested_in"], p.string());
+  EXPECT_EQ(slurp(c / "memory.max"), "8388608");
+  EXPECT_EQ(slurp(c / "cgroup.subtree_control"), "cpu memory pids");
+  EXPECT_FALSE(fs::exists(inst() / "agent-2"));
+  ASSERT_TRUE((*parent)->attach(7001));
+  ASSERT_TRUE((*child)->attach(7002));
+  EXPECT_EQ(slurp(p / "self" / "cgroup.procs"), "7001\n");
+  EXPECT_EQ(slurp(c / "self" / "cgroup.procs"), "7002\n");
+
+  // OOM kills are the agent's own: one in the child shows in the parent's
+  // memory.events (hierarchical), not in its "self".
+  put(c / "self" / "memory.events", "low 0\nhigh 0\nmax 0\noom 1\noom_kill 1\noom_group_kill 0\n");
+  put(p / "memory.events", "low 0\nhigh 0\nmax 0\noom 1\noom_kill 1\noom_group_kill 0\n");
+  EXPECT_EQ((*parent)->usage()->oom_kills, 0u);
+  EXPECT_EQ((*child)->usage()->oom_kills, 1u);
+
+  put(p / "cgroup.events", "populated 1\nfrozen 1\n");
+  fake_->log.clear();
+  ASSERT_TRUE((*parent)->kill_all());
+  ASSERT_EQ(fake_->log.size(), 4u);
+  std::sort(fake_->log.begin() + 1, fake_->log.end() - 1);  // directory order is the filesystem's
+  std::vector<std::string> want = {"write cgroup.freeze 1", "kill 7001 9", "kill 7002 9", "write cgroup.freeze 0"};
+  EXPECT_EQ(fake_->log, want);
+
+  parent->reset();
+  EXPECT_FALSE(fs::exists(p));
+  child->reset();  // finds nothing left
+  EXPECT_EQ(*b->remove_stale(), 0u);
 }
 
 TEST_F(CgroupV2Test, KillWithoutCgroupKillFreezesSignalsThaws) {
