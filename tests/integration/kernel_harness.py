@@ -37,6 +37,11 @@ MAGIC = 0x41474E54
 HEADER = struct.Struct("<IIBQ")
 HEADER_SIZE = HEADER.size
 MAX_PAYLOAD = 1024 * 1024
+# Under AddressSanitizer (`make sanitize` sets this) RSS measures ASan's
+# quarantine of freed blocks (256 MiB by default) and its shadow memory, not
+# the kernel's heap; LeakSanitizer checks for leaks when the kernel exits.
+SANITIZED = os.environ.get("AGENTOS_SANITIZED") == "1"
+ASAN_QUARANTINE = 256 * 1024 * 1024
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
 IO_TIMEOUT_S = 10.0

@@ -12,7 +12,7 @@ import stat
 
 import pytest
 
-from kernel_harness import wait_for
+from kernel_harness import SANITIZED, wait_for
 from test_runtime import (KILL, SPAWN, MiB, PROBES, ROOT_REASON, children_of,
                           instance_cgroup_dirs, instance_of, list_agents, noop_ok, pipelined,
                           require_spawn)
@@ -24,10 +24,6 @@ CYCLES = 200
 BATCH = 10          # agents spawned (pipelined) per batch, then killed (pipelined)
 AT_ONCE = 50
 RSS_GROWTH_BOUND = 16 * MiB  # loose: 250 ended records plus allocator slack
-# Under AddressSanitizer (`make sanitize` sets this) RSS measures ASan's
-# quarantine of freed blocks and its shadow memory, not the kernel's heap;
-# LeakSanitizer checks for leaks instead when the kernel exits.
-SANITIZED = os.environ.get("AGENTOS_SANITIZED") == "1"
 LIMITS = {"memory": 64 * MiB, "max_pids": 16, "cpu_quota": 100000}
 
 
