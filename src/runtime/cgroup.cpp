@@ -261,6 +261,14 @@ Result<void> write_control(CgroupFs& fs, const std::string& path, std::string_vi
                     r.error().code);
 }
 
+Result<void> make_cgroup_dir(CgroupFs& fs, const std::string& path) {
+  auto r = fs.make_dir(path);
+  if (r) return {};
+  const int err = r.error().code;
+  std::string hint = err == EEXIST ? "left by a crashed run: call remove_stale() first" : write_hint(path, err);
+  return make_error(fmt::format("mkdir {} ({})", path, hint), err);
+}
+
 size_t kill_listed(CgroupFs& fs, const std::string& procs_file) {
   // Signalling is not atomic with respect to fork(): a child forked after we
   // read the list escapes this pass, so re-read until a pass finds nothing
@@ -299,28 +307,33 @@ Result<void> remove_dir_retrying(CgroupFs& fs, const std::string& path) {
 // agent nests at most kMaxNesting (cgroup.hpp) deep, two levels each on v2.
 constexpr int kMaxTreeDepth = 2 * kMaxNesting + 4;
 
-static size_t kill_tree_at(CgroupFs& fs, const std::string& dir, int depth) {
-  size_t n = kill_listed(fs, join(dir, "cgroup.procs"));
-  if (depth < kMaxTreeDepth) {
-    if (auto children = fs.subdirs(dir))
-      for (const auto& child : *children) n += kill_tree_at(fs, join(dir, child), depth + 1);
-  }
+// `dir` and every directory below it, parents before their children.
+static void collect_tree(const CgroupFs& fs, const std::string& dir, int depth, std::vector<std::string>& out) {
+  out.push_back(dir);
+  if (depth >= kMaxTreeDepth) return;
+  if (auto children = fs.subdirs(dir))
+    for (const auto& child : *children) collect_tree(fs, join(dir, child), depth + 1, out);
+}
+
+static std::vector<std::string> tree_of(const CgroupFs& fs, const std::string& dir) {
+  std::vector<std::string> out;
+  collect_tree(fs, dir, 0, out);
+  return out;
+}
+
+size_t kill_tree_listed(CgroupFs& fs, const std::string& dir) {
+  size_t n = 0;
+  for (const auto& d : tree_of(fs, dir)) n += kill_listed(fs, join(d, "cgroup.procs"));
   return n;
 }
 
-size_t kill_tree_listed(CgroupFs& fs, const std::string& dir) { return kill_tree_at(fs, dir, 0); }
-
-static bool tree_populated_at(const CgroupFs& fs, const std::string& dir, int depth) {
-  auto procs = fs.read(join(dir, "cgroup.procs"));
-  if (procs && !parse_pids(*procs).empty()) return true;
-  if (depth >= kMaxTreeDepth) return false;
-  auto children = fs.subdirs(dir);
-  if (!children) return false;
-  return std::any_of(children->begin(), children->end(),
-                     [&](const std::string& c) { return tree_populated_at(fs, join(dir, c), depth + 1); });
+bool tree_populated(const CgroupFs& fs, const std::string& dir) {
+  const auto dirs = tree_of(fs, dir);
+  return std::any_of(dirs.begin(), dirs.end(), [&](const std::string& d) {
+    auto procs = fs.read(join(d, "cgroup.procs"));
+    return procs && !parse_pids(*procs).empty();
+  });
 }
-
-bool tree_populated(const CgroupFs& fs, const std::string& dir) { return tree_populated_at(fs, dir, 0); }
 
 static Result<void> remove_tree_at(CgroupFs& fs, const std::string& path, int depth) {
   Result<void> first;

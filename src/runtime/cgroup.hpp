@@ -215,6 +215,10 @@ std::optional<uint64_t> read_u64(const CgroupFs& fs, const std::string& path);
 /// Writes a control file; the error names the file and value and adds a
 /// hint for the operator based on errno.
 Result<void> write_control(CgroupFs& fs, const std::string& path, std::string_view value);
+/// mkdir(2) of a cgroup directory; the error says "mkdir <path> (<hint>)",
+/// where an existing directory is one a crashed run left (callers that adopt
+/// it check for EEXIST).
+Result<void> make_cgroup_dir(CgroupFs& fs, const std::string& path);
 /// The hint write_control() adds for `err` writing to `file`.
 std::string write_hint(std::string_view file, int err);
 

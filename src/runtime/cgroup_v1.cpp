@@ -101,12 +101,8 @@ class V1Agent final : public AgentCgroup {
 
 Result<void> V1Agent::make_dirs() {
   for (const auto& dir : dirs_) {
-    if (auto r = sh_->fs->make_dir(dir); !r) {
-      // An existing leaf is not ours (yet): the destructor leaves it alone.
-      std::string hint = r.error().code == EEXIST ? "left by a crashed run: call remove_stale() first"
-                                                  : write_hint(dir, r.error().code);
-      return make_error(fmt::format("mkdir {} ({})", dir, hint), r.error().code);
-    }
+    // An existing leaf is not ours (yet): the destructor leaves it alone.
+    AOS_TRY_VOID(make_cgroup_dir(*sh_->fs, dir));
     ++made_;
   }
   return {};
@@ -282,10 +278,8 @@ class V1Backend final : public CgroupBackend {
 
 Result<void> V1Backend::make_instance_dirs() {
   for (const auto& h : sh_->hierarchies) {
-    if (auto r = sh_->fs->make_dir(h.instance_dir); !r) {
-      if (r.error().code != EEXIST)
-        return make_error(fmt::format("mkdir {} ({})", h.instance_dir, write_hint(h.instance_dir, r.error().code)),
-                          r.error().code);
+    if (auto r = make_cgroup_dir(*sh_->fs, h.instance_dir); !r) {
+      if (r.error().code != EEXIST) return r;
       adopted_ = true;  // left by a crashed run of this instance; remove_stale() empties it
     }
     ++made_;

@@ -144,8 +144,7 @@ Result<void> V2Agent::make_self() {
   CgroupFs& fs = *sh_->fs;
   if (!sh_->enabled.empty())
     AOS_TRY_VOID(write_control(fs, file("cgroup.subtree_control"), controller_list(sh_->enabled, '+')));
-  if (auto r = fs.make_dir(self_); !r)
-    return make_error(fmt::format("mkdir {} ({})", self_, write_hint(self_, r.error().code)), r.error().code);
+  AOS_TRY_VOID(make_cgroup_dir(fs, self_));
   fd_ = AOS_TRY(fs.open_path(self_));
   return {};
 }
@@ -219,7 +218,8 @@ Result<void> V2Agent::read_cpu(CgroupStats& s) const {
 
 Result<CgroupStats> V2Agent::usage() const {
   // What the sampler needs, every second for every agent: five files
-  // instead of seven (no cgroup.events, no memory.max). cpu.stat always
+  // instead of stats()' eight (no cgroup.events, memory.max or the
+  // agent's memory.events). cpu.stat always
   // exists, so a failure to read it means the cgroup is gone.
   CgroupStats s;
   AOS_TRY_VOID(read_cpu(s));
@@ -339,10 +339,8 @@ Result<void> V2Backend::setup() {
                                        "systemd Delegate=yes)",
                                        parent_dir_);
   }
-  if (auto r = sh_->fs->make_dir(instance_dir_); !r) {
-    if (r.error().code != EEXIST)
-      return make_error(fmt::format("mkdir {} ({})", instance_dir_, write_hint(instance_dir_, r.error().code)),
-                        r.error().code);
+  if (auto r = make_cgroup_dir(*sh_->fs, instance_dir_); !r) {
+    if (r.error().code != EEXIST) return r;
     adopted_ = true;  // left by a crashed run of this instance; remove_stale() empties it
   }
   delegate(wanted);
@@ -386,11 +384,7 @@ Result<std::unique_ptr<AgentCgroup>> V2Backend::create(std::string_view leaf, co
   std::string dir = join(above ? above->path() : instance_dir_, leaf);
   if (sh_->live.contains(std::string(leaf)))
     return make_error(fmt::format("agent cgroup {} is in use", dir), EEXIST);
-  if (auto r = sh_->fs->make_dir(dir); !r) {
-    std::string hint = r.error().code == EEXIST ? "left by a crashed run: call remove_stale() first"
-                                                : write_hint(dir, r.error().code);
-    return make_error(fmt::format("mkdir {} ({})", dir, hint), r.error().code);
-  }
+  AOS_TRY_VOID(make_cgroup_dir(*sh_->fs, dir));
   auto agent = std::make_unique<V2Agent>(sh_, std::string(leaf), dir);
   // On failure `agent` goes out of scope and removes the directory.
   if (auto r = agent->apply(limits); !r) return std::unexpected(r.error().wrap("cgroup " + dir));
